@@ -1,0 +1,45 @@
+"""Root of the ``changefeed`` command: global options and the command groups."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.cli import connectors, schemas, stack
+from streams.cli.context import CliState
+
+app = typer.Typer(
+    name="changefeed",
+    help="Change-data-capture: Debezium -> Kafka -> Faust -> downstream tables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stack.register(app)
+app.add_typer(schemas.app, name="schemas")
+app.add_typer(connectors.app, name="connectors")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings file (default ./changefeed.toml).")
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Where the local stack keeps data and logs.")
+    ] = None,
+) -> None:
+    if config is not None:
+        # The settings loader reads the file name from here; this is the CLI edge.
+        os.environ["CHANGEFEED_CONFIG"] = str(config)
+    overrides: dict[str, dict[str, object]] = {}
+    if state_dir is not None:
+        overrides["stack"] = {"state_dir": state_dir}
+    ctx.obj = CliState(overrides=overrides)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,104 @@
+"""The one exception tree of changefeed.
+
+    ChangefeedError
+    ├── ConfigError              bad settings or definitions; fix the input and rerun
+    ├── StackError               the local process stack could not start/stop a service
+    ├── TransientError           retry with backoff; never dead-letter, never commit past it
+    │   ├── SinkUnavailableError     the sink database is down or a transaction failed retryably
+    │   ├── RegistryUnavailableError the schema registry did not answer
+    │   └── ConnectUnavailableError  Kafka Connect did not answer (or kept rebalancing)
+    └── PermanentError           poison: the same input fails the same way forever
+        ├── DecodeError              bytes that are not a valid message (→ dead-letter topic)
+        │   ├── WireFormatError          wrong magic byte or truncated Confluent header
+        │   ├── UnknownSchemaError       the schema id is not in the registry
+        │   └── AvroBodyError            the Avro body does not decode with its writer schema
+        ├── TransformError           a transform rejected a well-formed change event
+        └── ConnectRequestError      Kafka Connect rejected a request (bad config, unknown name)
+
+Agents catch per event: TransientError → back off and retry the same event; PermanentError →
+dead-letter with headers and move on. Nothing escapes an agent (Faust would skip the offset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ChangefeedError(Exception):
+    """Base of every error changefeed raises on purpose."""
+
+
+class ConfigError(ChangefeedError):
+    """Settings or definitions are invalid; the message says which and how to fix it."""
+
+
+class StackError(ChangefeedError):
+    """A local-stack service failed to start or stop."""
+
+
+class TransientError(ChangefeedError):
+    """Retrying the same operation later may succeed."""
+
+
+class SinkUnavailableError(TransientError):
+    """The sink database is unreachable or aborted a transaction retryably."""
+
+
+class RegistryUnavailableError(TransientError):
+    """The schema registry did not answer."""
+
+
+class ConnectUnavailableError(TransientError):
+    """Kafka Connect did not answer, or stayed in a rebalance past the deadline."""
+
+
+class PermanentError(ChangefeedError):
+    """The same input will fail the same way every time: dead-letter it."""
+
+
+@dataclass(frozen=True)
+class MessageOrigin:
+    """Where a message came from, carried by decode errors into logs and dead-letter headers."""
+
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+class DecodeError(PermanentError):
+    """Bytes that cannot be decoded into a message."""
+
+    def __init__(self, message: str, origin: MessageOrigin | None = None) -> None:
+        self.origin = origin or MessageOrigin()
+        super().__init__(f"{message} ({self.origin})" if origin else message)
+
+
+class WireFormatError(DecodeError):
+    """Not Confluent wire format: wrong magic byte or a header shorter than 5 bytes."""
+
+
+class UnknownSchemaError(DecodeError):
+    """The schema id in the header is unknown to the registry (never retried forever)."""
+
+
+class AvroBodyError(DecodeError):
+    """The Avro body is truncated or otherwise does not match its writer schema."""
+
+
+class TransformError(PermanentError):
+    """A transform rejected a well-formed change event."""
+
+
+class ConnectRequestError(PermanentError):
+    """Kafka Connect answered a request with an error status."""
+
+    def __init__(self, status: int, message: str, details: list[str] | None = None) -> None:
+        self.status = status
+        self.details = details or []
+        text = f"Kafka Connect answered {status}: {message}"
+        if self.details:
+            text += "\n  " + "\n  ".join(self.details)
+        super().__init__(text)

@@ -1,0 +1,162 @@
+"""One typed settings object for every component, built once at the edge and passed down.
+
+Sources, highest precedence first: CLI flags (applied by the caller via ``model_copy``),
+environment variables ``CHANGEFEED_<SECTION>__<FIELD>``, a TOML file (``CHANGEFEED_CONFIG`` or
+``./changefeed.toml``), then defaults that work on the local stack. Nothing else in the package
+reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+LOOPBACK = "127.0.0.1"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StackSettings(_Section):
+    """The local no-container stack: where its state lives and how long it may take to start."""
+
+    state_dir: Path = Path(".state")
+    # Modest heaps: the whole stack must fit a 2-core/4 GiB budget beside the workers.
+    kafka_heap_mb: int = 512
+    connect_heap_mb: int = 768
+    # Cold JVM starts on 2 cores (Connect scans every plugin jar) take ~30-60 s; leave headroom.
+    start_timeout_s: float = 240.0
+    stop_timeout_s: float = 30.0
+
+    @property
+    def root(self) -> Path:
+        return self.state_dir.resolve()
+
+
+class KafkaSettings(_Section):
+    host: str = LOOPBACK
+    port: int = 9092
+    controller_port: int = 9093
+    # Single-node stack: one partition keeps examples ordered; topics are created deliberately.
+    default_partitions: int = 1
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ConnectSettings(_Section):
+    host: str = LOOPBACK
+    port: int = 8083
+    group_id: str = "changefeed-connect"
+    # Connect's default 60 s flush interval is the duplicate window after a crash.
+    offset_flush_interval_ms: int = 1000
+    # Default 300 s would hold a dead worker's tasks unassigned for five minutes.
+    scheduled_rebalance_max_delay_ms: int = 10000
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class RegistrySettings(_Section):
+    host: str = LOOPBACK
+    port: int = 8081
+    topic: str = "_schemas"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class DatabaseSettings(_Section):
+    """A database server and the administrative login changefeed uses to manage it."""
+
+    host: str = LOOPBACK
+    port: int = 5432
+    user: str = "changefeed"
+    # Local-stack default only; set CHANGEFEED_<DB>__PASSWORD (or the TOML file) for anything real.
+    password: SecretStr = SecretStr("changefeed-local")
+    database: str = "postgres"
+
+
+class SourcePostgresSettings(DatabaseSettings):
+    """The `customers` service's PostgreSQL (logical decoding on)."""
+
+    port: int = 15432
+    database: str = "customers"
+
+
+class SourceMariaDBSettings(DatabaseSettings):
+    """The `orders` service's MariaDB (row binlog with GTID)."""
+
+    port: int = 13306
+    database: str = "orders"
+
+
+class SinkPostgresSettings(DatabaseSettings):
+    """The `shipping` service's PostgreSQL, a separate instance so its writes are never decoded."""
+
+    port: int = 15433
+    database: str = "shipping"
+
+
+class WorkerSettings(_Section):
+    """Faust worker settings fit for fast failover."""
+
+    app_id: str = "changefeed"
+    # Faust's default 60 s session timeout is how long a dead worker's partitions stay stuck.
+    session_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 3.0
+    web_port: int = 6066
+
+
+class Settings(BaseSettings):
+    """Everything changefeed needs to know about the world it runs in."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHANGEFEED_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    stack: StackSettings = StackSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    connect: ConnectSettings = ConnectSettings()
+    registry: RegistrySettings = RegistrySettings()
+    source_postgres: SourcePostgresSettings = SourcePostgresSettings()
+    source_mariadb: SourceMariaDBSettings = SourceMariaDBSettings()
+    sink_postgres: SinkPostgresSettings = SinkPostgresSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("CHANGEFEED_CONFIG", "changefeed.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; ``overrides`` are CLI flags as nested dicts."""
+    return Settings(**overrides)
