@@ -31,6 +31,8 @@ class StackSettings(_Section):
     """The local no-container stack: where its state lives and how long it may take to start."""
 
     state_dir: Path = Path(".state")
+    # Maven repository and resolved jars; kept apart from state so `down --purge` keeps them.
+    cache_dir: Path = Path(".cache")
     # Modest heaps: the whole stack must fit a 2-core/4 GiB budget beside the workers.
     kafka_heap_mb: int = 512
     connect_heap_mb: int = 768
@@ -38,9 +40,6 @@ class StackSettings(_Section):
     start_timeout_s: float = 240.0
     stop_timeout_s: float = 30.0
 
-    @property
-    def root(self) -> Path:
-        return self.state_dir.resolve()
 
 
 class KafkaSettings(_Section):

