@@ -1,0 +1,1 @@
+"""The demo source services (customers on PostgreSQL, orders on MariaDB): schema and CDC logins."""
