@@ -1,0 +1,116 @@
+"""DDL for materialized tables and changefeed's own control tables (idempotent).
+
+Every materialized row carries ``_cf_position`` (the encoded ``SourcePosition`` of the event that
+wrote it) and ``_cf_deleted_at``. Hard-delete tables keep deleted keys with their position in
+``<table>__cf_deleted`` so a late, older upsert cannot resurrect the row; soft-delete tables keep
+the row itself with ``_cf_deleted_at`` set. Identifiers go through ``sql.Identifier``; column types
+were checked against an allow-list by ``validate_mappings``.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from streams.sinks.mapping import Column, DeletePolicy, TableMapping
+
+OFFSETS_TABLE = "changefeed_offsets"
+CONFLICTS_TABLE = "changefeed_conflicts"
+AUDIT_TABLE = "changefeed_audit"
+AUDIT_FUNCTION = "changefeed_audit_row"
+POSITION, DELETED_AT = "_cf_position", "_cf_deleted_at"
+
+
+def ident(*names: str) -> sql.Identifier:
+    return sql.Identifier(*names)
+
+
+def column_type(col: Column) -> sql.SQL:
+    return sql.SQL(col.type)  # validated against the allow-list in mapping.py
+
+
+def _column_defs(cols: list[Column], not_null: bool) -> list[sql.Composable]:
+    suffix = sql.SQL(" NOT NULL" if not_null else "")
+    return [sql.SQL("{} {}{}").format(ident(c.name), column_type(c), suffix) for c in cols]
+
+
+def _table(schema: str, name: str, defs: list[sql.Composable], key: list[str]) -> sql.Composed:
+    pk = sql.SQL(", ").join(ident(k) for k in key)
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
+        ident(schema, name), sql.SQL(", ").join(defs), pk
+    )
+
+
+def materialized_table_ddl(m: TableMapping) -> list[sql.Composed]:
+    """The sink table (and, for hard deletes, its tombstone table)."""
+    bookkeeping: list[sql.Composable] = [
+        sql.SQL("{} bytea NOT NULL").format(ident(POSITION)),
+        sql.SQL("{} timestamptz").format(ident(DELETED_AT)),
+    ]
+    keys = _column_defs(m.key_columns, True)
+    stmts = [
+        _table(
+            m.sink_schema,
+            m.sink_table,
+            keys + _column_defs(m.value_columns, False) + bookkeeping,
+            list(m.key),
+        )
+    ]
+    if m.delete_policy is DeletePolicy.HARD:
+        stmts.append(_table(m.sink_schema, m.tombstone_table, keys + bookkeeping, list(m.key)))
+    return stmts
+
+
+def control_tables_ddl(schema: str) -> list[sql.Composed]:
+    """Offsets stored with the rows, the conflict ledger and the position audit log."""
+    return [
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (consumer_group text NOT NULL, topic text NOT NULL,"
+            " partition integer NOT NULL, next_offset bigint NOT NULL,"
+            " updated_at timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY (consumer_group, topic, partition))"
+        ).format(ident(schema, OFFSETS_TABLE)),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, sink_table text NOT NULL,"
+            " source_table text NOT NULL, row_key jsonb NOT NULL, reason text NOT NULL,"
+            " policy text NOT NULL, stored_position bytea, incoming_position bytea NOT NULL,"
+            " topic text NOT NULL, partition integer NOT NULL, kafka_offset bigint NOT NULL,"
+            " at timestamptz NOT NULL DEFAULT now())"
+        ).format(ident(schema, CONFLICTS_TABLE)),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, sink_table text NOT NULL,"
+            " op text NOT NULL, row_key jsonb NOT NULL, old_position bytea, new_position bytea,"
+            " at timestamptz NOT NULL DEFAULT clock_timestamp())"
+        ).format(ident(schema, AUDIT_TABLE)),
+        # TG_ARGV[0] is the logical table (shared by a table and its tombstone table), the rest
+        # are key columns; the log lets tests prove no row ever moved to an older position.
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
+            "DECLARE img jsonb; k jsonb;\n"
+            "BEGIN\n"
+            "  IF TG_OP = 'DELETE' THEN img := to_jsonb(OLD); ELSE img := to_jsonb(NEW); END IF;\n"
+            "  SELECT jsonb_object_agg(c, img -> c) INTO k FROM unnest(TG_ARGV[1:]) AS c;\n"
+            "  INSERT INTO {audit} (sink_table, op, row_key, old_position, new_position)\n"
+            "  VALUES (TG_ARGV[0], TG_TABLE_NAME || ':' || TG_OP, k,\n"
+            "    CASE WHEN TG_OP <> 'INSERT' THEN OLD._cf_position END,\n"
+            "    CASE WHEN TG_OP <> 'DELETE' THEN NEW._cf_position END);\n"
+            "  RETURN NULL;\n"
+            "END $fn$"
+        ).format(fn=ident(schema, AUDIT_FUNCTION), audit=ident(schema, AUDIT_TABLE)),
+    ]
+
+
+def audit_trigger_ddl(m: TableMapping, control_schema: str = "public") -> list[sql.Composed]:
+    """Record every position change of the mapping's rows (opt-in: it costs a write per row)."""
+    tables = [m.sink_table] + ([m.tombstone_table] if m.delete_policy is DeletePolicy.HARD else [])
+    args = sql.SQL(", ").join(sql.Literal(a) for a in (f"{m.sink_schema}.{m.sink_table}", *m.key))
+    out = []
+    for table in tables:
+        target, trigger = ident(m.sink_schema, table), ident("changefeed_audit")
+        out.append(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, target))
+        out.append(
+            sql.SQL(
+                "CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {}"
+                " FOR EACH ROW EXECUTE FUNCTION {}({})"
+            ).format(trigger, target, ident(control_schema, AUDIT_FUNCTION), args)
+        )
+    return out

@@ -1,0 +1,151 @@
+"""Declarative table mappings: which source table lands in which sink table, and how.
+
+Validated once at startup so a bad mapping fails loudly before any event is consumed: names
+that collide after renaming (or after PostgreSQL truncates them to 63 bytes), unknown column
+types, missing keys and reserved ``_cf_`` names all raise ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.errors import ConfigError
+
+NAMEDATALEN = 63  # PostgreSQL silently truncates longer identifiers, which can make names collide
+RESERVED_PREFIX = "_cf_"
+TOMBSTONE_SUFFIX = "__cf_deleted"
+CONTROL_PREFIX = "changefeed_"  # changefeed_offsets, changefeed_conflicts, changefeed_audit
+_BASE_TYPES = frozenset(
+    {
+        *("text", "varchar", "char", "bigint", "integer", "smallint", "boolean", "numeric", "real"),
+        *("double precision", "timestamptz", "timestamp", "date", "time", "timetz", "interval"),
+        *("jsonb", "json", "bytea", "uuid", "inet"),
+    }
+)
+# Array columns are not supported: the batch binds one array per column and unnest() would
+# flatten an array of arrays.
+_TYPE = re.compile(r"^(?P<base>[a-z ]+?)\s*(\(\d+(,\s*\d+)?\))?$")
+
+
+class DeletePolicy(enum.StrEnum):
+    HARD = "hard"  # row removed; its key and position kept in <table>__cf_deleted
+    SOFT = "soft"  # row kept with _cf_deleted_at set
+
+
+class ConflictPolicy(enum.StrEnum):
+    DISCARD_STALE = "discard_stale"  # older than stored: skip, count, ledger
+    LAST_WRITER_WINS = "last_writer_wins"  # apply whatever arrives last; ledger the regressions
+    REJECT_AND_ALERT = "reject_and_alert"  # like discard_stale, plus a warning for an operator
+
+
+@dataclass(frozen=True)
+class Column:
+    """One mapped column; ``convert`` turns the Debezium value into what the sink type takes."""
+
+    source: str
+    target: str = ""
+    type: str = "text"
+    convert: Callable[[Any], Any] | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.target or self.source
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    source_table: str  # "schema.table" (PostgreSQL) or "database.table" (MariaDB/MySQL)
+    sink_table: str
+    columns: Sequence[Column]
+    key: Sequence[str]  # sink column names
+    sink_schema: str = "public"
+    delete_policy: DeletePolicy = DeletePolicy.HARD
+    conflict_policy: ConflictPolicy = ConflictPolicy.DISCARD_STALE
+
+    def __post_init__(self) -> None:
+        # Tuples keep the mapping hashable (it keys statement groups) and truly frozen.
+        object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "key", tuple(self.key))
+        object.__setattr__(self, "delete_policy", DeletePolicy(self.delete_policy))
+        object.__setattr__(self, "conflict_policy", ConflictPolicy(self.conflict_policy))
+
+    @property
+    def tombstone_table(self) -> str:
+        return self.sink_table + TOMBSTONE_SUFFIX
+
+    @property
+    def key_columns(self) -> list[Column]:
+        by_name = {c.name: c for c in self.columns}
+        return [by_name[k] for k in self.key]
+
+    @property
+    def value_columns(self) -> list[Column]:
+        return [c for c in self.columns if c.name not in self.key]
+
+
+def _identifier(name: str, what: str) -> str:
+    if not name or "\x00" in name:
+        msg = f"{what} {name!r} must be non-empty and contain no NUL character"
+        raise ConfigError(msg)
+    if len(name.encode()) > NAMEDATALEN:
+        msg = f"{what} {name!r} is longer than {NAMEDATALEN} bytes; PostgreSQL would truncate it"
+        raise ConfigError(msg)
+    return name
+
+
+def _check_type(type_: str, where: str) -> None:
+    match = _TYPE.match(type_.strip().lower())
+    if match is None or match.group("base") not in _BASE_TYPES:
+        msg = f"{where}: unsupported column type {type_!r}; use one of {sorted(_BASE_TYPES)}"
+        raise ConfigError(msg)
+
+
+def _check_one(m: TableMapping) -> None:
+    where = f"mapping {m.source_table!r} → {m.sink_table!r}"
+    _identifier(m.sink_schema, f"{where}: schema")
+    _identifier(m.sink_table, f"{where}: table")
+    _identifier(m.tombstone_table, f"{where}: tombstone table")
+    if not m.columns:
+        msg = f"{where}: no columns"
+        raise ConfigError(msg)
+    seen: dict[str, str] = {}
+    for col in m.columns:
+        name = _identifier(col.name, f"{where}: column")
+        if name.startswith(RESERVED_PREFIX):
+            msg = f"{where}: column {name!r} uses the reserved prefix {RESERVED_PREFIX!r}"
+            raise ConfigError(msg)
+        if name in seen:
+            msg = f"{where}: source columns {seen[name]!r} and {col.source!r} both map to {name!r}"
+            raise ConfigError(msg)
+        seen[name] = col.source
+        _check_type(col.type, where)
+    if not m.key or len(set(m.key)) != len(m.key) or not set(m.key) <= set(seen):
+        msg = f"{where}: key {list(m.key)} must be distinct mapped columns of {sorted(seen)}"
+        raise ConfigError(msg)
+
+
+def validate_mappings(mappings: Iterable[TableMapping]) -> dict[str, TableMapping]:
+    """Check every mapping and their names against each other; return them by source table."""
+    by_source: dict[str, TableMapping] = {}
+    sink_names: dict[tuple[str, str], str] = {}
+    for m in mappings:
+        _check_one(m)
+        if m.source_table in by_source:
+            msg = f"source table {m.source_table!r} is mapped twice"
+            raise ConfigError(msg)
+        by_source[m.source_table] = m
+        for name in (m.sink_table, m.tombstone_table):
+            owner = sink_names.setdefault((m.sink_schema, name), m.source_table)
+            if owner != m.source_table:
+                msg = (
+                    f"sink table {m.sink_schema}.{name} would be written by {owner!r} and {m.source_table!r}"
+                )
+                raise ConfigError(msg)
+        if m.sink_table.startswith(CONTROL_PREFIX):
+            msg = f"sink table {m.sink_table!r} uses the prefix reserved for changefeed's own tables"
+            raise ConfigError(msg)
+    return by_source

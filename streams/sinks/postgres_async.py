@@ -1,0 +1,117 @@
+"""The asyncio twin of ``PostgresSink`` for Faust agents: same plan, same transaction rules.
+
+A blocking flush inside an agent would stall the event loop (and aiokafka's heartbeats), so
+agents use this class; everything but the I/O lives in ``SinkCore`` and ``flush_steps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+
+from streams.errors import SinkRowError, SinkUnavailableError
+from streams.sinks.classify import Failure, classify, unavailable
+from streams.sinks.contract import FlushResult
+from streams.sinks.flush import SinkCore, Step, flush_steps, write_steps
+from streams.sinks.mapping import TableMapping
+from streams.sinks.offsets import load_offsets_sql
+from streams.sinks.postgres import Steps, schema_steps
+
+
+async def drive(cur: psycopg.AsyncCursor[Any], steps: Steps | list[Step]) -> FlushResult:
+    if isinstance(steps, list):
+        for s in steps:
+            await cur.execute(s.query, s.params)
+        return FlushResult()
+    try:
+        step = next(steps)
+        while True:
+            await cur.execute(step.query, step.params)
+            step = steps.send(await cur.fetchall() if step.fetch else [])
+    except StopIteration as done:
+        result: FlushResult = done.value
+        return result
+
+
+class AsyncPostgresSink(SinkCore):
+    """Non-blocking sink; ``add`` stays synchronous (it only buffers)."""
+
+    def __init__(
+        self, conninfo: str, mappings: Iterable[TableMapping], consumer_group: str, **kw: Any
+    ) -> None:
+        super().__init__(mappings, consumer_group, **kw)
+        self.conninfo = conninfo
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = await psycopg.AsyncConnection.connect(self.conninfo)
+            except psycopg.Error as exc:
+                raise unavailable(exc, "connect") from exc
+        return self._conn
+
+    async def _run(self, steps: Steps | list[Step]) -> FlushResult:
+        conn = await self.connection()
+        try:
+            async with conn.transaction(), conn.cursor() as cur:
+                return await drive(cur, steps)
+        except psycopg.Error as exc:
+            if classify(exc) is Failure.TRANSIENT:
+                await self.close()
+            raise
+
+    async def ensure_schema(self, audit: bool = False) -> None:
+        try:
+            await self._run(schema_steps(self, audit))
+        except psycopg.Error as exc:
+            raise unavailable(exc, "schema setup") from exc
+
+    async def assign(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        """Stored next offsets of newly assigned partitions: seek there before consuming."""
+        try:
+            conn = await self.connection()
+            async with conn.transaction(), conn.cursor() as cur:
+                await cur.execute(load_offsets_sql(self.control_schema), [self.consumer_group, topic])
+                stored = {int(p): int(o) for p, o in await cur.fetchall()}
+        except psycopg.Error as exc:
+            raise unavailable(exc, "offset load") from exc
+        found = {p: o for p, o in stored.items() if p in set(partitions)}
+        self.applied_offsets.update({(topic, p): o for p, o in found.items()})
+        return found
+
+    async def flush(self) -> FlushResult:
+        try:
+            result = await self._run(flush_steps(self.batch, self.consumer_group, self.control_schema))
+        except psycopg.Error as exc:
+            if classify(exc) is Failure.ROW:
+                raise await self._isolate(exc) from exc
+            raise unavailable(exc, "flush") from exc
+        return self.committed(result)
+
+    async def _isolate(self, exc: psycopg.Error) -> Exception:
+        conn = await self.connection()
+        try:
+            async with conn.transaction(force_rollback=True), conn.cursor() as cur:
+                for (_, hard, keep), writes in self.batch.groups().items():
+                    for w in writes:
+                        try:
+                            async with conn.transaction():
+                                s = write_steps([w], hard, keep)
+                                await cur.execute(s.query, s.params)
+                        except psycopg.Error as row_exc:
+                            if classify(row_exc) is Failure.ROW:
+                                msg = f"{type(row_exc).__name__}: {row_exc}"
+                                return SinkRowError(msg, w.event.origin, w.key, row_exc.sqlstate)
+                            raise
+        except psycopg.Error as again:
+            return unavailable(again, "row isolation")
+        msg = f"batch rejected ({exc.sqlstate}) but no single write fails alone: {exc}"
+        return SinkUnavailableError(msg)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

@@ -1,0 +1,114 @@
+"""Source positions order events the way the source committed them, in Python and as bytes."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from streams.cdc import (
+    SourceKind,
+    SourcePosition,
+    binlog_file_index,
+    gtid_sequence,
+    mysql_position,
+    position_of,
+    postgres_position,
+)
+from streams.errors import EnvelopeError
+
+
+def pg(last_commit: int | None, lsn: int | None, tx: int = 1) -> SourcePosition:
+    seq = [None if last_commit is None else str(last_commit), None if lsn is None else str(lsn)]
+    return postgres_position({"sequence": json.dumps(seq), "txId": tx, "lsn": lsn})
+
+
+def test_pg_interleaved_transactions_follow_commit_order_not_raw_lsn() -> None:
+    # T1 writes at LSN 90 but commits at 110, after T2 (writes at 95, commits at 100).
+    # pgoutput emits T2 first (last commit before it: 50), then T1 (last commit: T2's 100).
+    t2_event = pg(50, 95, tx=602)
+    t1_event = pg(100, 90, tx=601)
+    assert t2_event < t1_event  # raw lsn (95 > 90) would say the opposite
+    assert t2_event.to_bytes() < t1_event.to_bytes()
+
+
+def test_pg_events_within_one_transaction_order_by_lsn() -> None:
+    assert pg(100, 120) < pg(100, 121) < pg(130, 125)
+
+
+def test_pg_null_entries_encode_as_zero_and_snapshot_precedes_streaming() -> None:
+    snapshot = pg(None, 500)
+    assert snapshot.parts == (0, 500, 1)
+    assert snapshot < pg(510, 520)
+
+
+def test_pg_sequence_may_arrive_as_list() -> None:
+    assert postgres_position({"sequence": ["1", "2"], "txId": None}).parts == (1, 2, 0)
+
+
+@pytest.mark.parametrize("sequence", ['["1"]', '{"a": 1}', '["x", "2"]'])
+def test_pg_bad_sequence(sequence: str) -> None:
+    with pytest.raises(EnvelopeError):
+        postgres_position({"sequence": sequence})
+
+
+def test_binlog_rollover_compares_file_index_numerically() -> None:
+    assert binlog_file_index("mysql-bin.999999") < binlog_file_index("mysql-bin.1000000")
+    last_in_old = mysql_position({"file": "mariadb-bin.999999", "pos": 99_999, "row": 5})
+    first_in_new = mysql_position({"file": "mariadb-bin.1000000", "pos": 4, "row": 0})
+    assert last_in_old < first_in_new
+    assert last_in_old.to_bytes() < first_in_new.to_bytes()
+    # As strings the rolled-over name sorts first; the position must not.
+    assert "mariadb-bin.1000000" < "mariadb-bin.999999"
+
+
+def test_binlog_rows_within_one_event() -> None:
+    a = mysql_position({"gtid": "0-1-7", "file": "b.000001", "pos": 400, "row": 0})
+    b = mysql_position({"gtid": "0-1-7", "file": "b.000001", "pos": 400, "row": 1})
+    assert a < b
+
+
+def test_gtid_orders_before_binlog_coordinates_after_failover() -> None:
+    # After a primary switch the new server's binlog files restart, the GTID sequence does not.
+    before_failover = mysql_position({"gtid": "0-1-1000", "file": "b.000090", "pos": 9000, "row": 0})
+    after_failover = mysql_position({"gtid": "0-2-1001", "file": "b.000001", "pos": 4, "row": 0})
+    assert before_failover < after_failover
+
+
+@pytest.mark.parametrize(
+    ("gtid", "seq"),
+    [("0-1-42", 42), ("3E11FA47-71CA-11E1-9E33-C80AA9429562:23", 23), ("uuid:1-99", 99), (None, 0)],
+)
+def test_gtid_sequence(gtid: str | None, seq: int) -> None:
+    assert gtid_sequence(gtid) == seq
+
+
+def test_binlog_name_without_index_is_rejected() -> None:
+    with pytest.raises(EnvelopeError):
+        binlog_file_index("binlog")
+
+
+def test_bytes_roundtrip_and_byte_order_equals_tuple_order() -> None:
+    rng = random.Random(5668)
+    edges = [0, 1, 255, 256, 2**32, 2**64 - 1]  # byte-boundary values
+    positions = [
+        SourcePosition(SourceKind.POSTGRES, tuple(rng.choice(edges) for _ in range(3))) for _ in range(300)
+    ]
+    for p in positions:
+        assert SourcePosition.from_bytes(p.to_bytes()) == p
+        assert len(p.to_bytes()) == 1 + 3 * 8
+    assert sorted(positions) == sorted(positions, key=lambda p: p.to_bytes())
+
+
+def test_position_of_dispatches_on_connector() -> None:
+    assert position_of({"connector": "mysql", "file": "b.000002", "pos": 1}).kind is SourceKind.MYSQL
+    assert position_of({"connector": "postgresql", "sequence": '[null, "1"]'}).kind is SourceKind.POSTGRES
+
+
+def test_out_of_range_parts_and_garbage_bytes_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        SourcePosition(SourceKind.POSTGRES, (-1,))
+    with pytest.raises(ValueError):
+        SourcePosition.from_bytes(b"\x01\x00")
+    assert str(SourcePosition(SourceKind.MYSQL, (1, 2))) == "mysql:1/2"

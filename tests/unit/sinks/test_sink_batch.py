@@ -1,0 +1,102 @@
+"""Buffering: newest position wins per key, TOAST gaps are filled, offsets always advance."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.errors import PermanentError, SinkRowError
+from streams.sinks import UNAVAILABLE_VALUE, TableMapping, is_unavailable
+from streams.sinks.batch import Batch, to_write
+from tests.unit.sinks.sink_events import pg_event
+
+
+def batch_of(m: TableMapping, *events: object) -> Batch:
+    b = Batch()
+    for ev in events:
+        w = to_write(m, ev)  # type: ignore[arg-type]  # events built by pg_event
+        b.writes.append(w)
+        b.mark(w.event.topic, w.event.partition, w.event.offset)
+    return b
+
+
+def test_newest_position_wins_regardless_of_arrival_order(customers: TableMapping) -> None:
+    b = batch_of(
+        customers,
+        pg_event("u", {"id": 1, "email": "new", "bio": "x"}, 300, offset=5),
+        pg_event("u", {"id": 1, "email": "old", "bio": "x"}, 200, offset=6),
+        pg_event("c", {"id": 2, "email": "two", "bio": "y"}, 100, offset=7),
+    )
+    newest = {w.key: w for w in b.newest()}
+    assert newest[(1,)].values == ("new", "x")
+    assert len(newest) == 2
+    assert b.next_offsets == {("cf.public.customers", 0): 8}
+
+
+def test_toast_placeholder_keeps_column_and_is_filled_from_an_older_write(customers: TableMapping) -> None:
+    b = batch_of(
+        customers,
+        pg_event("c", {"id": 1, "email": "a", "bio": "large"}, 100),
+        pg_event("u", {"id": 1, "email": "b", "bio": UNAVAILABLE_VALUE}, 110),
+    )
+    (w,) = b.newest()
+    assert w.values == ("b", "large")
+    assert w.keep == frozenset()
+    alone = batch_of(customers, pg_event("u", {"id": 1, "email": "b", "bio": UNAVAILABLE_VALUE}, 110))
+    (w,) = alone.newest()
+    assert w.keep == {"about"}
+    assert w.values == ("b", None)
+
+
+def test_hard_delete_replaces_older_writes_and_groups_separately(customers: TableMapping) -> None:
+    b = batch_of(
+        customers,
+        pg_event("c", {"id": 1, "email": "a", "bio": "x"}, 100),
+        pg_event("d", {"id": 1}, 110),
+        pg_event("c", {"id": 2, "email": "b", "bio": UNAVAILABLE_VALUE}, 120),
+    )
+    groups = {(hard, keep): [w.key for w in ws] for (_, hard, keep), ws in b.groups().items()}
+    assert groups == {(True, frozenset()): [(1,)], (False, frozenset({"about"})): [(2,)]}
+
+
+def test_delete_key_from_kafka_key_when_before_image_lacks_it(customers: TableMapping) -> None:
+    ev = pg_event("d", {"email": None}, 100)
+    ev = type(ev)(**{**ev.__dict__, "key": {"id": 7}})
+    assert to_write(customers, ev).key == (7,)
+
+
+def test_missing_key_is_a_poison_record(customers: TableMapping) -> None:
+    with pytest.raises(SinkRowError) as info:
+        to_write(customers, pg_event("c", {"email": "no id"}, 100, offset=9))
+    assert isinstance(info.value, PermanentError)
+    assert info.value.origin.offset == 9
+
+
+def test_drop_and_discard_partition(customers: TableMapping) -> None:
+    b = batch_of(
+        customers,
+        pg_event("c", {"id": 1, "email": "old", "bio": "x"}, 100, offset=1),
+        pg_event("u", {"id": 1, "email": "poison", "bio": "x"}, 110, offset=2),
+        pg_event("c", {"id": 3, "email": "p1", "bio": "x"}, 120, offset=0, partition=1),
+    )
+    assert b.drop("cf.public.customers", 0, 2)
+    assert not b.drop("cf.public.customers", 0, 2)
+    assert {w.key: w.values[0] for w in b.newest()} == {(1,): "old", (3,): "p1"}
+    assert b.next_offsets[("cf.public.customers", 0)] == 3  # the dropped record stays consumed
+    b.discard_partition("cf.public.customers", 1)
+    assert [w.key for w in b.newest()] == [(1,)]
+    assert ("cf.public.customers", 1) not in b.next_offsets
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (UNAVAILABLE_VALUE, True),
+        (UNAVAILABLE_VALUE.encode(), True),
+        ([UNAVAILABLE_VALUE], True),
+        ("__debezium_unavailable_value ", False),
+        (None, False),
+        (42, False),
+    ],
+)
+def test_placeholder_detection(value: object, expected: bool) -> None:
+    assert is_unavailable(value) is expected
