@@ -102,3 +102,59 @@ class ConnectRequestError(PermanentError):
         if self.details:
             text += "\n  " + "\n  ".join(self.details)
         super().__init__(text)
+
+
+class ConnectValidationError(ConnectRequestError):
+    """Kafka Connect's validate endpoint reported bad properties; ``details`` names each one."""
+
+
+class ConnectNotFoundError(ConnectRequestError):
+    """The connector (or plugin) named in the request does not exist on the Connect cluster."""
+
+
+class ConnectorFailedError(PermanentError):
+    """A connector or one of its tasks reached FAILED (or never reached RUNNING) after an apply."""
+
+    def __init__(self, name: str, message: str, traces: list[str] | None = None) -> None:
+        self.name = name
+        self.traces = traces or []
+        text = f"connector {name}: {message}"
+        if self.traces:
+            text += "\n  " + "\n  ".join(self.traces)
+        super().__init__(text)
+
+
+# --- change events and the sink (streams.cdc, streams.sinks) ---
+#   DecodeError ── EnvelopeError          a decoded value that is not a Debezium change event
+#   PermanentError ── SinkRowError        one record the sink database rejects (22xxx/23xxx)
+#   SinkUnavailableError ── SinkSchemaError  sink tables don't match the mapping (42xxx): retry
+#                                         after a migration, never dead-letter the events
+
+
+class EnvelopeError(DecodeError):
+    """A decoded message is not a well-formed Debezium change event (poison: dead-letter it)."""
+
+
+class SinkRowError(PermanentError):
+    """The sink database rejects one record's data; ``origin`` and ``key`` identify it."""
+
+    def __init__(
+        self, message: str, origin: MessageOrigin, key: object = None, sqlstate: str | None = None
+    ) -> None:
+        self.origin = origin
+        self.key = key
+        self.sqlstate = sqlstate
+        super().__init__(f"{message} (record {origin}, key {key!r}, SQLSTATE {sqlstate})")
+
+
+class SinkSchemaError(SinkUnavailableError):
+    """The sink's tables or columns don't match the mapping; retrying after a fix can succeed."""
+
+
+class RegistryRequestError(PermanentError):
+    """The schema registry refused a request; classify by ``error_code`` (40403, 409, 42201, ...)."""
+
+    def __init__(self, status: int, error_code: int, message: str) -> None:
+        self.status = status
+        self.error_code = error_code
+        super().__init__(f"schema registry answered {status} ({error_code}): {message}")

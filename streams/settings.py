@@ -41,7 +41,6 @@ class StackSettings(_Section):
     stop_timeout_s: float = 30.0
 
 
-
 class KafkaSettings(_Section):
     host: str = LOOPBACK
     port: int = 9092

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from streams.cli import connectors, schemas, stack
+from streams.cli import connectors, schemas, services, stack
 from streams.cli.context import CliState
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 stack.register(app)
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(connectors.app, name="connectors")
+app.add_typer(services.app, name="services")
 
 
 @app.callback()

@@ -77,7 +77,9 @@ def status(ctx: typer.Context) -> None:
 
 def logs(
     ctx: typer.Context,
-    service: Annotated[str | None, typer.Argument(help="kafka, connect, registry, source-postgres, ...")] = None,
+    service: Annotated[
+        str | None, typer.Argument(help="kafka, connect, registry, source-postgres, ...")
+    ] = None,
     lines: Annotated[int, typer.Option("-n", "--lines")] = 50,
     follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
 ) -> None:
@@ -93,11 +95,34 @@ def logs(
                           + ", ".join(p.stem for p in sorted(paths.logs.glob('*.log'))))  # fmt: skip
         raise typer.Exit(1)
     if follow:
-        subprocess.run(["tail", "-n", str(lines), "-F", str(log)], check=False)  # noqa: S603
+        subprocess.run(["tail", "-n", str(lines), "-F", str(log)], check=False)
         return
     console.print(supervisor.log_tail(log, lines), markup=False, highlight=False, end="")
 
 
 def register(app: typer.Typer) -> None:
-    for command in (up, down, status, logs):
+    for command in (up, down, status, logs, smoke):
         app.command()(command)
+
+
+def smoke(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Option(help="postgres or mariadb")] = "postgres",
+) -> None:
+    """Capture one real change through a throw-away Debezium connector and print it."""
+    import json
+
+    from streams.stack.smoke import capture_one_change
+
+    if source not in ("postgres", "mariadb"):
+        err_console.print(f"--source must be postgres or mariadb, not {source!r}")
+        raise typer.Exit(2)
+    settings = settings_of(ctx)
+    _say(f"registering a throw-away Debezium {source} connector and inserting a row ...")
+    try:
+        captured = capture_one_change(settings, supervisor.context_for(settings).paths, source)  # type: ignore[arg-type]  # checked above
+    except StackError as exc:
+        err_console.print(f"[red]smoke failed[/red]: {exc}")
+        raise typer.Exit(1) from exc
+    _say(f"change event on [bold]{captured.topic}[/bold], {captured.seconds * 1000:.0f} ms after the insert:")
+    console.print_json(json.dumps({"key": captured.key, "value": captured.value}))

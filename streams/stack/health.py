@@ -40,9 +40,7 @@ def kafka_ready(bootstrap: str) -> bool:
     if not tcp_open(host, int(port)):
         return False
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=5000
-        )
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     except (KafkaError, OSError, ValueError):
         return False
     try:
@@ -68,7 +66,7 @@ def connect_ready(url: str) -> bool:
         return False
     if answer.status_code != 200:
         return False
-    return REQUIRED_CONNECT_PLUGINS <= connect_plugin_classes(answer.json())
+    return connect_plugin_classes(answer.json()) >= REQUIRED_CONNECT_PLUGINS
 
 
 def http_ok(url: str) -> bool:

@@ -40,7 +40,7 @@ def ensure_packages(report: Callable[[str], None]) -> None:
     report(f"installing Debian packages: {' '.join(missing)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for argv in (["apt-get", "update", "-q"], command):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             msg = f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
             raise StackError(msg)

@@ -63,7 +63,7 @@ def spawn(
         log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting: {' '.join(argv)}\n".encode())
         log.flush()
         try:
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never by a shell
+            proc = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -86,7 +86,7 @@ def run_once(argv: Sequence[str], *, log_file: Path, user: str | None = None) ->
     with log_file.open("ab") as log:
         log.write(f"\n--- running: {' '.join(argv)}\n".encode())
         log.flush()
-        done = subprocess.run(  # noqa: S603 - argv is built by us
+        done = subprocess.run(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, user=user, check=False
         )
     if done.returncode != 0:

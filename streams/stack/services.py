@@ -100,7 +100,9 @@ def _kafka_files(ctx: StackContext) -> tuple[Path, Path]:
 def _kafka_prepare(ctx: StackContext) -> None:
     props, log4j = _kafka_files(ctx)
     props.parent.mkdir(parents=True, exist_ok=True)
-    props.write_text(configs.render_properties(configs.kafka_server_properties(ctx.settings.kafka, ctx.paths)))
+    props.write_text(
+        configs.render_properties(configs.kafka_server_properties(ctx.settings.kafka, ctx.paths))
+    )
     log4j.write_text(configs.LOG4J2_PROPERTIES)
     if (ctx.paths.data("kafka") / "meta.properties").is_file():
         return
@@ -204,7 +206,11 @@ def _postgres_create_database(db: DatabaseSettings) -> Callable[[StackContext], 
 def _mariadb_prepare(ctx: StackContext) -> None:
     db = ctx.settings.source_mariadb
     user = os_user_for("mysql")
-    data, sockets, conf = ctx.paths.data("mariadb"), ctx.paths.socket_dir("mariadb"), ctx.paths.conf("mariadb")
+    data, sockets, conf = (
+        ctx.paths.data("mariadb"),
+        ctx.paths.socket_dir("mariadb"),
+        ctx.paths.conf("mariadb"),
+    )
     for path in (sockets, conf):
         path.mkdir(parents=True, exist_ok=True)
     init = conf / "init.sql"

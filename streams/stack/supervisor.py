@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import threading
 import time
 from collections import deque
@@ -57,6 +59,7 @@ def up(settings: Settings, report: Report) -> list[ServiceStatus]:
     """Start every service not already running; return when all are ready or raise."""
     ctx = context_for(settings)
     ensure_packages(report)
+    _check_traversable(ctx.paths.state)
     services = build_services(settings)
     if all(_running(ctx, svc) and svc.ready(ctx) for svc in services):
         report("the stack is already running; nothing to do")
@@ -87,6 +90,19 @@ def up(settings: Settings, report: Report) -> list[ServiceStatus]:
     if errors:
         raise StackError("\n\n".join(str(e) for e in errors))
     return status(settings)
+
+
+def _check_traversable(state: Path) -> None:
+    """As root the databases run as their own OS users, who must be able to reach the state dir."""
+    if os.geteuid() != 0:
+        return
+    for parent in [*reversed(state.parents)]:
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
+            msg = (
+                f"{parent} is not searchable by other users, so PostgreSQL/MariaDB (running as "
+                f"their own users) cannot reach {state}: chmod o+x {parent} or choose another --state-dir"
+            )
+            raise StackError(msg)
 
 
 def _running(ctx: StackContext, svc: Service) -> process.Running | None:

@@ -1,0 +1,56 @@
+# The README's two commands are `make demo` and `make test`; everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CF := $(BIN)/changefeed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-unit test-integration faults bench lint up down status clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Reinstall only when the dependency list changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+up: install
+	$(CF) up
+
+down:
+	$(CF) down
+
+status:
+	$(CF) status
+
+demo: install
+	$(CF) up
+	$(CF) smoke --source postgres
+	$(CF) smoke --source mariadb
+	@echo "The stack keeps running: 'changefeed status' shows it, 'changefeed down' stops it."
+
+# Everything: unit, integration (starts the stack itself), faults. Narrow with
+#   make test PYTEST_ARGS='-m "not slow"'     or     make test-unit
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+faults: install
+	$(BIN)/pytest -m faults $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check streams tests
+	$(BIN)/mypy
+
+clean: down
+	rm -rf $(VENV) .state
