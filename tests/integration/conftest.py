@@ -14,8 +14,12 @@ def settings() -> Settings:
     return load_settings()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def stack(settings: Settings) -> StackContext:
-    """Start every service the integration tests need, or fail with the service's log."""
+    """Start every service the integration tests need, or fail with the service's log.
+
+    Autouse: every integration test runs against the real stack, started here if it is not
+    running, so a test's own "skip if the service is down" guard never hides a broken stack.
+    """
     supervisor.up(settings, lambda line: print(f"[stack] {line}"))
     return supervisor.context_for(settings)

@@ -16,8 +16,9 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from streams.registry.process import RegistryProcess
+from streams.settings import load_settings
 
-BOOTSTRAP = "127.0.0.1:9092"
+BOOTSTRAP = load_settings().kafka.bootstrap_servers
 
 
 def _kafka_up() -> bool:
