@@ -1,12 +1,21 @@
-"""Markers are applied by folder so a test cannot forget its tier."""
+"""Markers are applied by folder so a test cannot forget its tier; scenario rows are reported."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
+from tests import scenarios
+from tests.scenarios import scenario_numbers
+
+__all__ = ["scenario_numbers"]
 TESTS = Path(__file__).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scenario(id): a row of ../shared/RELIABILITY.md (K1..X3)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -17,3 +26,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif parts[0] == "faults":
             item.add_marker(pytest.mark.faults)
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    outcome = yield
+    scenarios.record(item, outcome.get_result())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = scenarios.write_report()
+    if path is not None:
+        print(f"\nscenario report: {path}")

@@ -81,6 +81,7 @@ def _broken(base: ConnectorDefinition, name: str, **changes: str | None) -> Conn
         ({"publication__autocreate__mode": "sometimes"}, "publication.autocreate.mode"),
     ],
 )
+@pytest.mark.scenario("B4")
 def test_invalid_config_names_each_property_and_creates_nothing(
     client: ConnectClient,
     unique_customers: ConnectorDefinition,
@@ -94,6 +95,7 @@ def test_invalid_config_names_each_property_and_creates_nothing(
     assert client.config(broken.name) is None
 
 
+@pytest.mark.scenario("B4")
 def test_unknown_connector_class_is_rejected_and_creates_nothing(
     client: ConnectClient, unique_customers: ConnectorDefinition
 ) -> None:
@@ -104,6 +106,7 @@ def test_unknown_connector_class_is_rejected_and_creates_nothing(
     assert client.config(broken.name) is None
 
 
+@pytest.mark.scenario("B4")
 def test_cli_apply_exits_non_zero_showing_each_property(
     tmp_path: Path, client: ConnectClient, unique_customers: ConnectorDefinition
 ) -> None:

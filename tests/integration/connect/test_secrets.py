@@ -50,6 +50,7 @@ def _config_topic_bytes(settings: Settings) -> bytes:
         consumer.close()
 
 
+@pytest.mark.scenario("X1")
 def test_password_appears_nowhere(
     settings: Settings,
     client: ConnectClient,

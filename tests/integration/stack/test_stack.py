@@ -49,6 +49,7 @@ def test_up_again_is_a_harmless_no_op(stack: StackContext, settings: Settings) -
     assert {row.name: row.pid for row in supervisor.status(settings)} == before
 
 
+@pytest.mark.scenario("X3")
 def test_nothing_listens_beyond_loopback(stack: StackContext, settings: Settings) -> None:
     """RELIABILITY X3: every port of ours is bound to 127.0.0.1 only."""
     pids = {row.pid for row in supervisor.status(settings) if row.pid}
