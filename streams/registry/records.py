@@ -19,6 +19,7 @@ from streams.registry.schema import AVRO, Reference
 class KeyType(StrEnum):
     SCHEMA = "SCHEMA"
     CONFIG = "CONFIG"
+    MODE = "MODE"
     ID_WATERMARK = "ID_WATERMARK"
     NOOP = "NOOP"
 
@@ -42,6 +43,10 @@ def schema_key(subject: str, version: int) -> bytes:
 
 def config_key(subject: str | None) -> bytes:
     return _dump({"keytype": KeyType.CONFIG.value, "subject": subject, "magic": 0})
+
+
+def mode_key(subject: str | None) -> bytes:
+    return _dump({"keytype": KeyType.MODE.value, "subject": subject, "magic": 0})
 
 
 def watermark_key() -> bytes:
@@ -77,6 +82,10 @@ def parse_schema_value(value: dict[str, Any]) -> SchemaRecord:
 
 def config_value(level: str) -> bytes:
     return _dump({"compatibilityLevel": level})
+
+
+def mode_value(mode: str) -> bytes:
+    return _dump({"mode": mode})
 
 
 def watermark_value(max_id: int) -> bytes:

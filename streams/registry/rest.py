@@ -69,6 +69,17 @@ async def schema_body(request: web.Request) -> tuple[SchemaSource, str]:
     return source, str(body.get("schemaType") or AVRO)
 
 
+async def imported_id(request: web.Request) -> tuple[int, int | None] | None:
+    """The ``id`` (and ``version``) a register body carries: only IMPORT mode accepts them."""
+    body = json.loads(await request.text())  # already validated by ``schema_body``
+    raw_id, raw_version = body.get("id"), body.get("version")
+    if raw_id is None or raw_id == -1:  # Java's client sends -1 for "no id"
+        return None
+    if not isinstance(raw_id, int) or raw_id < 1 or not isinstance(raw_version, int | None):
+        raise RegistryError(ErrorCode.INVALID_SCHEMA, "id and version must be positive integers")
+    return raw_id, raw_version if raw_version and raw_version > 0 else None
+
+
 def schema_fields(record: SchemaRecord) -> dict[str, Any]:
     """``schema`` plus ``schemaType``/``references`` only when they say something (as Confluent)."""
     out: dict[str, Any] = {"schema": record.schema}

@@ -1,4 +1,4 @@
-"""``/config``, ``/compatibility`` and ``/mode``: compatibility levels and testing against them."""
+"""``/config`` and ``/compatibility``: compatibility levels and testing against them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from streams.registry.service import REGISTRY
 from streams.registry.store import LATEST, parse_version
 
 routes = web.RouteTableDef()
-MODE = "READWRITE"  # one writer, no import/readonly modes
 
 
 async def _level_body(request: web.Request) -> CompatibilityLevel:
@@ -77,9 +76,3 @@ async def test_compatibility(request: web.Request) -> web.Response:
     if flag(request, "verbose"):
         out["messages"] = reasons
     return answer(out)
-
-
-@routes.get("/mode")
-@routes.get("/mode/{subject}")
-async def get_mode(request: web.Request) -> web.Response:
-    return answer({"mode": MODE})

@@ -4,11 +4,34 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from streams.registry.rest import MEDIA_TYPE, answer, flag, int_param, schema_fields
+from streams.registry.errors import ErrorCode, RegistryError
+from streams.registry.rest import MEDIA_TYPE, answer, flag, int_param, schema_fields, version_json
 from streams.registry.schema import SUPPORTED_TYPES
 from streams.registry.service import REGISTRY
 
 routes = web.RouteTableDef()
+
+
+@routes.get("/schemas")
+async def list_schemas(request: web.Request) -> web.Response:
+    """Every subject-version with its schema, as Confluent lists them: ``subjectPrefix``,
+    ``deleted``, ``latestOnly``, and ``offset``/``limit`` paging (``limit=-1``: no limit)."""
+    found = request.app[REGISTRY].store.every_record(flag(request, "deleted"))
+    found = [r for r in found if r.subject.startswith(request.query.get("subjectPrefix", ""))]
+    if flag(request, "latestOnly"):
+        latest = {r.subject: r for r in found}  # sorted by version, so the last one wins
+        found = [r for r in found if latest[r.subject] is r]
+    offset, limit = _query_int(request, "offset", 0), _query_int(request, "limit", -1)
+    page = found[offset:] if limit < 0 else found[offset : offset + limit]
+    return answer([version_json(r) for r in page])
+
+
+def _query_int(request: web.Request, name: str, default: int) -> int:
+    try:
+        return int(request.query.get(name, default))
+    except ValueError:
+        msg = f"Query parameter {name} must be an integer"
+        raise RegistryError(ErrorCode.UNPROCESSABLE, msg) from None
 
 
 @routes.get("/schemas/ids/{id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from streams.registry.errors import ErrorCode, RegistryError
-from streams.registry.rest import MEDIA_TYPE, answer, flag, schema_body, version_json
+from streams.registry.rest import MEDIA_TYPE, answer, flag, imported_id, schema_body, version_json
 from streams.registry.service import REGISTRY, Registry
 from streams.registry.store import parse_version
 
@@ -18,8 +18,12 @@ def _registry(request: web.Request) -> Registry:
 
 @routes.get("/subjects")
 async def list_subjects(request: web.Request) -> web.Response:
-    prefix = request.query.get("subjectPrefix", "")
-    subjects = _registry(request).store.subjects(deleted=flag(request, "deleted"))
+    """``deleted=true`` adds soft-deleted subjects; ``deletedOnly=true`` lists only those."""
+    prefix, store = request.query.get("subjectPrefix", ""), _registry(request).store
+    if flag(request, "deletedOnly"):
+        subjects = sorted(set(store.subjects(deleted=True)) - set(store.subjects()))
+    else:
+        subjects = store.subjects(deleted=flag(request, "deleted"))
     return answer([s for s in subjects if s.startswith(prefix)])
 
 
@@ -53,7 +57,8 @@ async def referenced_by(request: web.Request) -> web.Response:
 @routes.post("/subjects/{subject}/versions")
 async def register(request: web.Request) -> web.Response:
     source, schema_type = await schema_body(request)
-    record = await _registry(request).register(request.match_info["subject"], source, schema_type)
+    imported = await imported_id(request)
+    record = await _registry(request).register(request.match_info["subject"], source, schema_type, imported)
     # Newer clients read version/schema from this answer; older ones only need ``id``.
     return answer({"id": record.schema_id, "version": record.version, "subject": record.subject})
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from streams.registry import routes_config, routes_schemas, routes_subjects
+from streams.registry import routes_config, routes_mode, routes_schemas, routes_subjects
 from streams.registry.kafka_log import KafkaLog
 from streams.registry.rest import errors_as_json
 from streams.registry.service import REGISTRY, Registry
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def make_app(registry: Registry) -> web.Application:
     app = web.Application(middlewares=[errors_as_json])
     app[REGISTRY] = registry
-    for module in (routes_subjects, routes_schemas, routes_config):
+    for module in (routes_subjects, routes_schemas, routes_config, routes_mode):
         app.add_routes(module.routes)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:

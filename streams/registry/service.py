@@ -14,6 +14,7 @@ from streams.registry import compatibility, records
 from streams.registry.compatibility import CompatibilityLevel
 from streams.registry.errors import ErrorCode, RegistryError
 from streams.registry.log import SchemaLog
+from streams.registry.modes import DEFAULT_MODE, Mode, require_register, require_writable
 from streams.registry.records import SchemaRecord
 from streams.registry.schema import ParsedSchema, SchemaSource, parse
 from streams.registry.store import LATEST, SchemaStore
@@ -46,12 +47,27 @@ class Registry:
         previous = [(r.version, self.store.parsed(r.schema_id).avro) for r in against]
         return compatibility.check(level, parsed.avro, previous)
 
-    async def register(self, subject: str, source: SchemaSource, schema_type: str) -> SchemaRecord:
+    def mode(self, subject: str | None) -> Mode:
+        return self.store.mode(subject) or DEFAULT_MODE
+
+    async def register(
+        self,
+        subject: str,
+        source: SchemaSource,
+        schema_type: str,
+        imported: tuple[int, int | None] | None = None,
+    ) -> SchemaRecord:
+        """Register under ``subject``; ``imported`` = (id, version or None) in IMPORT mode."""
         async with self._lock:
+            require_register(self.mode(subject), subject, imported[0] if imported else None)
             parsed = self.parse(source, schema_type)
             live = self._live(subject)
             if live and (same := self.find(subject, parsed)) is not None:
                 return same
+            if imported is not None:
+                return await self._append(
+                    subject, parsed, schema_type, *self._import_target(parsed, subject, imported)
+                )
             reasons = self.problems(subject, parsed, live)
             if reasons:
                 level = self.store.level(subject)
@@ -61,12 +77,32 @@ class Registry:
                 )
                 raise RegistryError(ErrorCode.INCOMPATIBLE_SCHEMA, msg)
             schema_id = self.store.id_for(parsed.canonical) or self.store.max_id + 1
-            version = self.store.next_version(subject)
-            record = SchemaRecord(
-                subject, version, schema_id, parsed.source.text, parsed.source.references, schema_type.upper()
+            return await self._append(
+                subject, parsed, schema_type, schema_id, self.store.next_version(subject)
             )
-            await self._log.append(records.schema_key(subject, version), records.schema_value(record))
-            return self.store.record(subject, version)
+
+    def _import_target(
+        self, parsed: ParsedSchema, subject: str, imported: tuple[int, int | None]
+    ) -> tuple[int, int]:
+        """The id/version an import asks for, refused if either already names something else."""
+        schema_id, version = imported[0], imported[1] or self.store.next_version(subject)
+        holder = self.store.raw_schema(schema_id)
+        if holder is not None and self.store.parsed(schema_id).canonical != parsed.canonical:
+            msg = f"Overwrite new schema with id {schema_id} is not permitted: it holds another schema."
+            raise RegistryError(ErrorCode.OPERATION_NOT_PERMITTED, msg)
+        if self.store.raw_record(subject, version) is not None:
+            msg = f"Version {version} of subject '{subject}' already exists; import needs a new version."
+            raise RegistryError(ErrorCode.OPERATION_NOT_PERMITTED, msg)
+        return schema_id, version
+
+    async def _append(
+        self, subject: str, parsed: ParsedSchema, schema_type: str, schema_id: int, version: int
+    ) -> SchemaRecord:
+        record = SchemaRecord(
+            subject, version, schema_id, parsed.source.text, parsed.source.references, schema_type.upper()
+        )
+        await self._log.append(records.schema_key(subject, version), records.schema_value(record))
+        return self.store.record(subject, version)
 
     def _live(self, subject: str) -> list[SchemaRecord]:
         try:
@@ -76,6 +112,7 @@ class Registry:
 
     async def delete_version(self, subject: str, version: int, permanent: bool) -> int:
         async with self._lock:
+            require_writable(self.mode(subject), subject)
             # A soft delete of "latest" means the latest live version; by number, any version.
             record = self.store.record(subject, version, deleted=permanent or version != LATEST)
             await self._delete(record, permanent)
@@ -83,6 +120,7 @@ class Registry:
 
     async def delete_subject(self, subject: str, permanent: bool) -> list[int]:
         async with self._lock:
+            require_writable(self.mode(subject), subject)
             every = self.store.records(subject, deleted=True)
             if not permanent and all(r.deleted for r in every):
                 raise RegistryError(ErrorCode.SUBJECT_SOFT_DELETED, f"Subject '{subject}' was soft deleted.")
@@ -122,12 +160,31 @@ class Registry:
 
     async def set_level(self, subject: str | None, level: CompatibilityLevel) -> None:
         async with self._lock:
+            require_writable(self.mode(subject), subject)
             await self._log.append(records.config_key(subject), records.config_value(level.value))
 
     async def delete_level(self, subject: str | None) -> CompatibilityLevel:
         async with self._lock:
+            require_writable(self.mode(subject), subject)
             previous = self.store.level(subject) or compatibility.DEFAULT_LEVEL
             await self._log.append(records.config_key(subject), None)
+            return previous
+
+    async def set_mode(self, subject: str | None, mode: Mode, force: bool) -> None:
+        """IMPORT only onto an empty registry/subject unless forced: imported ids must not clash."""
+        async with self._lock:
+            if mode is Mode.IMPORT and not force:
+                existing = [subject] if subject else self.store.subjects(deleted=True)
+                if any(self.store.raw_records(s) for s in existing):
+                    what = f"subject '{subject}'" if subject else "the registry"
+                    msg = f"Cannot import since found existing schemas in {what}; hard-delete them or force."
+                    raise RegistryError(ErrorCode.OPERATION_NOT_PERMITTED, msg)
+            await self._log.append(records.mode_key(subject), records.mode_value(mode.value))
+
+    async def delete_mode(self, subject: str | None) -> Mode:
+        async with self._lock:
+            previous = self.mode(subject)
+            await self._log.append(records.mode_key(subject), None)
             return previous
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from streams.registry import records
 from streams.registry.compatibility import DEFAULT_LEVEL, CompatibilityLevel
 from streams.registry.errors import ErrorCode, RegistryError
+from streams.registry.modes import DEFAULT_MODE, Mode
 from streams.registry.records import KeyType, SchemaRecord
 from streams.registry.schema import ParsedSchema, Reference, SchemaSource, parse
 
@@ -44,6 +45,7 @@ class SchemaStore:
         self._schemas: dict[int, SchemaRecord] = {}
         self._parsed: dict[int, ParsedSchema] = {}
         self._configs: dict[str | None, CompatibilityLevel] = {}
+        self._modes: dict[str | None, Mode] = {}
         self.max_id = 0
 
     def apply(self, key: bytes, value: bytes | None) -> None:
@@ -56,6 +58,8 @@ class SchemaStore:
                 self._apply_schema(k["subject"], int(k["version"]), v)
             elif kind == KeyType.CONFIG:
                 self._apply_config(k.get("subject"), v)
+            elif kind == KeyType.MODE:
+                self._apply_mode(k.get("subject"), v)
             elif kind == KeyType.ID_WATERMARK and v is not None:
                 self.max_id = max(self.max_id, int(v["maxId"]))
         except (ValueError, KeyError, TypeError, AttributeError, RegistryError):
@@ -79,6 +83,12 @@ class SchemaStore:
             self._configs.pop(subject, None)
         else:
             self._configs[subject] = CompatibilityLevel(str(value["compatibilityLevel"]))
+
+    def _apply_mode(self, subject: str | None, value: dict[str, object] | None) -> None:
+        if value is None:
+            self._modes.pop(subject, None)
+        else:
+            self._modes[subject] = Mode(str(value["mode"]))
 
     def _all_records(self) -> Iterator[SchemaRecord]:
         for versions in self._subjects.values():
@@ -109,6 +119,13 @@ class SchemaStore:
     def raw_record(self, subject: str, version: int) -> SchemaRecord | None:
         """The record for a subject-version including soft-deleted ones, without raising."""
         return self._subjects.get(subject, {}).get(version)
+
+    def raw_records(self, subject: str) -> list[SchemaRecord]:
+        """Every version still in the log (soft-deleted too), without raising."""
+        return list(self._subjects.get(subject, {}).values())
+
+    def raw_schema(self, schema_id: int) -> SchemaRecord | None:
+        return self._schemas.get(schema_id)
 
     def next_version(self, subject: str) -> int:
         return max(self._subjects.get(subject, {}), default=0) + 1
@@ -141,6 +158,17 @@ class SchemaStore:
         if found is None and (subject is None or default_to_global):
             return self._configs.get(None, DEFAULT_LEVEL)
         return found
+
+    def mode(self, subject: str | None, default_to_global: bool = True) -> Mode | None:
+        found = self._modes.get(subject)
+        if found is None and (subject is None or default_to_global):
+            return self._modes.get(None, DEFAULT_MODE)
+        return found
+
+    def every_record(self, deleted: bool = False) -> list[SchemaRecord]:
+        """All subject-versions, by subject then version (for ``GET /schemas``)."""
+        found = (r for r in self._all_records() if deleted or not r.deleted)
+        return sorted(found, key=lambda r: (r.subject, r.version))
 
     def parsed(self, schema_id: int) -> ParsedSchema:
         """The parsed schema for an id (cached: parsing is the costly part of a compatibility check)."""
