@@ -1,0 +1,108 @@
+"""The worker runtime: the pipeline as a ``mode`` service, run by Faust's worker machinery.
+
+Faust's own consumer cannot host this pipeline (see streams/pipeline/README.md): its recovery
+re-seeks every partition to Kafka's committed offsets *after* ``on_partitions_assigned``, which
+would undo the seek to the sink's offsets, and with no agent topics it crashes on aiokafka 0.14.
+So the per-partition loop drives aiokafka directly, and ``mode`` (the service runtime Faust is
+built on) gives it Faust's lifecycle: signal handling, ordered start/stop, logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]  # no py.typed
+from mode import Service, Worker
+
+from streams.codecs import AvroDecoder
+from streams.domains import default_registry
+from streams.domains.customers import TOPIC as CUSTOMERS_TOPIC
+from streams.domains.orders import TOPIC as ORDERS_TOPIC
+from streams.domains.shipping import ShippingSink
+from streams.errors import ChangefeedError
+from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
+from streams.pipeline.publisher import Encoders
+from streams.pipeline.topics import ensure_topics
+from streams.registry.client import RegistryClient
+from streams.settings import Settings
+from streams.sinks import conninfo_from
+
+log = logging.getLogger(__name__)
+DOMAIN_TOPICS = (CUSTOMERS_TOPIC, ORDERS_TOPIC)
+
+
+class PipelineService(Service):
+    """Owns the consumer, producer and sink; stops cleanly after the batch in flight."""
+
+    def __init__(self, settings: Settings, pipeline: PipelineSettings, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.settings, self.ps = settings, pipeline
+        self.pipeline: Pipeline | None = None
+
+    def _build(self) -> Pipeline:
+        s, w = self.settings, self.settings.worker
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka.bootstrap_servers,
+            group_id=w.app_id,
+            client_id=f"{w.app_id}-consumer",
+            enable_auto_commit=False,  # commits follow the sink transaction, never a timer
+            auto_offset_reset="earliest",  # no sink offset and no commit: start from the beginning
+            session_timeout_ms=int(w.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(w.heartbeat_interval_s * 1000),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka.bootstrap_servers,
+            client_id=f"{w.app_id}-producer",
+            acks="all",
+            enable_idempotence=True,  # a retried send does not duplicate within one session
+            linger_ms=5,
+        )
+        registry = RegistryClient(s.registry.url)
+        sink = ShippingSink(conninfo_from(s.sink_postgres), w.app_id, self.ps.sink_schema)
+        encoders = Encoders(registry) if self.ps.publish_domain_events else None
+        handler = Handler(AvroDecoder(registry), default_registry(), encoders, sink)
+        return Pipeline(consumer, producer, sink, handler, self.ps)
+
+    async def on_start(self) -> None:
+        ensure_topics(
+            self.settings.kafka.bootstrap_servers,
+            self.ps.topics,
+            DOMAIN_TOPICS if self.ps.publish_domain_events else (),
+            self.ps.created_topic_partitions,
+        )
+        p = self.pipeline = self._build()
+        await p.backoff.retry("sink schema setup", p.sink.ensure_schema)
+        await p.producer.start()
+        p.consumer.subscribe(list(self.ps.topics), listener=Rebalance(p))
+        await p.consumer.start()
+
+    @Service.task
+    async def _consume(self) -> None:
+        assert self.pipeline is not None
+        try:
+            await self.pipeline.run()
+        except ChangefeedError as exc:
+            log.info("pipeline stopped: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: stop the worker (nothing was committed past it)
+            log.exception("pipeline crashed; stopping the worker")
+            await self.crash(exc)
+
+    async def on_stop(self) -> None:
+        p = self.pipeline
+        if p is None:
+            return
+        p.stopping.set()
+        async with p.lock:  # the batch in flight finishes (or gives up its retry) first
+            await p.consumer.stop()
+            await p.producer.stop()
+            await p.sink.close()
+        log.info("pipeline stopped: %s", p.stats)
+
+
+def build_worker(settings: Settings, pipeline: PipelineSettings, loglevel: str = "INFO") -> Worker:
+    return Worker(PipelineService(settings, pipeline), loglevel=loglevel, daemon=True)

@@ -1,0 +1,41 @@
+"""``changefeed dlq show|replay``: inspect and re-drive a source topic's dead letters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streams import dlq
+from streams.cli.context import settings_of
+
+app = typer.Typer(help="Dead-letter topics (<topic>.dlq).", no_args_is_help=True)
+out = Console()
+Topic = Annotated[str, typer.Argument(help="The source topic, e.g. customers.public.customers.")]
+
+
+@app.command()
+def show(ctx: typer.Context, topic: Topic, limit: Annotated[int, typer.Option("--limit", "-n")] = 50) -> None:
+    """Dead letters with the error and where they came from."""
+    grid = Table("dlq offset", "source", "error", "message", "bytes")
+    for d in dlq.read(settings_of(ctx).kafka.bootstrap_servers, topic, limit):
+        why = d.why
+        source = f"{why.get('source_topic')}[{why.get('source_partition')}]@{why.get('source_offset')}"
+        grid.add_row(
+            str(d.dlq_offset), source, why.get("error_class", "?"), why.get("error_message", "")[:120],
+            str(len(d.value or b"")),
+        )  # fmt: skip
+    out.print(grid)
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    topic: Topic,
+    offset: Annotated[list[int] | None, typer.Option("--offset", help="Only these DLQ offsets.")] = None,
+) -> None:
+    """Send dead letters back to their source topic (after fixing what made them fail)."""
+    sent = dlq.replay(settings_of(ctx).kafka.bootstrap_servers, topic, set(offset) if offset else None)
+    out.print(f"replayed {sent} dead letter(s) to {topic}")

@@ -1,0 +1,61 @@
+"""``changefeed worker`` and ``changefeed conflicts``: run the pipeline, read the conflict ledger."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streams.cli.context import settings_of
+from streams.pipeline import PipelineSettings
+from streams.sinks import conninfo_from, load_conflicts
+
+out = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
+    app.command("conflicts")(conflicts)
+
+
+def worker(
+    ctx: typer.Context,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+) -> None:
+    """Consume the change topics into the shipping tables and the domain topics (no flags needed)."""
+    from streams.app import build_worker
+
+    build_worker(settings_of(ctx), PipelineSettings(), loglevel).execute_from_commandline()
+
+
+def conflicts(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    table: Annotated[str | None, typer.Option("--table", help="schema.table to filter on.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Writes the version guard refused (newest first), with both positions."""
+    schema = PipelineSettings().sink_schema
+    with psycopg.connect(conninfo_from(settings_of(ctx).sink_postgres)) as conn:
+        rows = load_conflicts(conn, limit=limit, sink_table=table, schema=schema)
+    if as_json:
+        out.print_json(json.dumps(rows, default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
+        return
+    grid = Table("id", "table", "key", "reason", "policy", "stored", "incoming", "record", "at")
+    for r in rows:
+        grid.add_row(
+            str(r["id"]),
+            r["sink_table"],
+            json.dumps(r["row_key"]),
+            r["reason"],
+            r["policy"],
+            (r["stored_position"] or b"").hex()[:18],
+            bytes(r["incoming_position"]).hex()[:18],
+            f"{r['topic']}[{r['partition']}]@{r['kafka_offset']}",
+            str(r["at"])[:19],
+        )
+    out.print(grid)

@@ -1,0 +1,92 @@
+"""``public.customers`` row changes → CustomerRegistered / EmailChanged / ProfileUpdated / Deleted.
+
+Pure. Snapshot reads count as registrations (a consumer starting from scratch must learn every
+customer). With PostgreSQL's default replica identity an update carries no ``before`` image, so
+the transform cannot tell what changed: it then emits the current email (``old_email`` null, as
+the contract allows) and the current profile fields. Changes to columns outside the contracts
+(tier, timestamps) produce no event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from streams.cdc import ChangeEvent, Op
+from streams.domains.events import DomainEvent, event_id, position_record, source_name, version_of
+from streams.errors import TransformError
+
+if TYPE_CHECKING:
+    from streams.domains.registry import HandlerRegistry
+
+TOPIC = "domain.customers"
+SOURCE_TABLE = "public.customers"
+NAMESPACE = "dev.changefeed.customers"
+
+
+def _full_name(row: Mapping[str, Any]) -> str:
+    return " ".join(p for p in (row.get("first_name"), row.get("last_name")) if p)
+
+
+def _customer_id(event: ChangeEvent) -> int:
+    row = event.row or {}
+    key = event.key if isinstance(event.key, Mapping) else {}
+    raw = row.get("id", key.get("id"))
+    if not isinstance(raw, int):
+        msg = f"customer change without an integer id at {event.origin}"
+        raise TransformError(msg)
+    return raw
+
+
+def _event(change: ChangeEvent, name: str, customer_id: int, data: dict[str, Any]) -> DomainEvent:
+    assert change.source_ts is not None or change.ts is not None
+    return DomainEvent(
+        topic=TOPIC,
+        record=f"{NAMESPACE}.{name}",
+        id=event_id(change.table_id, customer_id, change.position, name),
+        source=source_name(change),
+        time=change.source_ts or change.ts,  # type: ignore[arg-type]  # asserted above
+        subject=str(customer_id),
+        version=version_of(change.position),
+        position=position_record(change),
+        data={"customer_id": customer_id, **data},
+    )
+
+
+def _updated(change: ChangeEvent, cid: int, after: Mapping[str, Any]) -> list[DomainEvent]:
+    before = change.before
+    out: list[DomainEvent] = []
+    if before is None or before.get("email") != after.get("email"):
+        old = None if before is None else before.get("email")
+        out.append(
+            _event(change, "CustomerEmailChanged", cid, {"old_email": old, "new_email": after["email"]})
+        )
+    profile: dict[str, Any] = {}
+    if before is None or _full_name(before) != _full_name(after):
+        profile["full_name"] = _full_name(after)
+    if before is None or before.get("phone") != after.get("phone"):
+        profile["phone"] = after.get("phone")
+    if profile:
+        out.append(_event(change, "CustomerProfileUpdated", cid, {"country": None, **profile}))
+    return out
+
+
+def customer_events(change: ChangeEvent) -> list[DomainEvent]:
+    """The domain events one customers row change means."""
+    if change.tombstone or change.op is Op.TRUNCATE:
+        return []
+    cid = _customer_id(change)
+    if change.op is Op.DELETE:
+        return [_event(change, "CustomerDeleted", cid, {})]
+    after = change.after or {}
+    if not isinstance(after.get("email"), str):
+        msg = f"customer {cid} without an email at {change.origin}"
+        raise TransformError(msg)
+    if change.op in (Op.CREATE, Op.READ):
+        data = {"email": after["email"], "full_name": _full_name(after), "country": None}
+        return [_event(change, "CustomerRegistered", cid, data)]
+    return _updated(change, cid, after)
+
+
+def register(registry: HandlerRegistry) -> None:
+    registry.table(SOURCE_TABLE, customer_events)

@@ -1,0 +1,90 @@
+"""One Kafka record → sink writes and encoded domain events (raises typed errors, never swallows).
+
+Routing by topic: outbox topics carry EventRouter messages (an Avro string holding JSON, event
+type and id in headers); every other topic carries Debezium change events for the sink.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from streams.cdc import parse_change_event
+from streams.cdc.topics import OUTBOX_PREFIX
+from streams.codecs import AvroDecoder
+from streams.domains import HandlerRegistry, OutboxMessage
+from streams.errors import MessageOrigin, TransformError
+from streams.pipeline.publisher import Encoders, Outgoing
+from streams.sinks import AsyncPostgresSink
+
+
+class Record(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class Handler:
+    def __init__(
+        self,
+        decoder: AvroDecoder,
+        registry: HandlerRegistry,
+        encoders: Encoders | None,
+        sink: AsyncPostgresSink,
+    ) -> None:
+        self.decoder = decoder
+        self.registry = registry
+        self.encoders = encoders
+        self.sink = sink
+
+    def _decode(self, data: bytes | None, origin: MessageOrigin) -> Any:
+        return None if data is None else self.decoder.decode(data, origin)
+
+    def handle(self, r: Record) -> list[Outgoing]:
+        """Buffer ``r`` in the sink and return its encoded domain events."""
+        origin = MessageOrigin(r.topic, r.partition, r.offset)
+        key, value = self._decode(r.key, origin), self._decode(r.value, origin)
+        if r.topic.startswith(OUTBOX_PREFIX + "."):
+            events = self.registry.for_outbox(outbox_message(r, key, value))
+            self.sink.batch.mark(r.topic, r.partition, r.offset)  # no rows, but the offset counts
+        else:
+            change = parse_change_event(value, key=key, topic=r.topic, partition=r.partition, offset=r.offset)
+            events = self.registry.for_change(change)
+            self.sink.add(r.partition, change)
+        if self.encoders is None:
+            return []
+        try:
+            return [Outgoing.of(e, self.encoders) for e in events]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # fastavro's encode errors
+            msg = f"domain event does not fit its contract at {origin}: {exc!r}"
+            raise TransformError(msg) from exc
+
+
+def outbox_message(r: Record, key: Any, value: Any) -> OutboxMessage:
+    where = f"{r.topic}[{r.partition}]@{r.offset}"
+    headers = {k: v.decode(errors="replace") for k, v in r.headers}
+    try:
+        payload = json.loads(value) if isinstance(value, str | bytes) else value
+    except json.JSONDecodeError as exc:
+        msg = f"outbox payload is not JSON at {where}: {exc}"
+        raise TransformError(msg) from exc
+    if not isinstance(payload, dict):
+        msg = f"outbox payload is not a JSON object at {where}"
+        raise TransformError(msg)
+    return OutboxMessage(
+        aggregate_type=r.topic[len(OUTBOX_PREFIX) + 1 :],
+        aggregate_id=str(key),
+        event_type=headers.get("eventType", ""),
+        event_id=headers.get("eventId") or headers.get("id", ""),
+        payload=payload,
+        timestamp=datetime.fromtimestamp(r.timestamp / 1000, tz=UTC),
+        topic=r.topic,
+        partition=r.partition,
+        offset=r.offset,
+    )

@@ -1,0 +1,74 @@
+"""Domain events onto their Kafka topics: Avro (TopicRecordNameStrategy) + CloudEvents headers.
+
+Encoders are resolved once per record name from the registry's latest version of
+``<topic>-<record full name>``; contracts are registered by ``changefeed schemas register``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from streams.codecs import AvroEncoder, SchemaLookup
+from streams.domains import DomainEvent
+from streams.errors import ConfigError
+from streams.registry.client import RegistryClient
+
+CE_SPECVERSION = b"1.0"
+
+
+class Producer(Protocol):
+    async def send(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> object: ...
+
+
+def ce_headers(e: DomainEvent) -> list[tuple[str, bytes]]:
+    return [
+        ("ce_id", e.id.encode()),
+        ("ce_type", e.record.encode()),
+        ("ce_source", e.source.encode()),
+        ("ce_time", e.time.isoformat().encode()),
+        ("ce_specversion", CE_SPECVERSION),
+        ("ce_subject", e.subject.encode()),
+        ("content-type", b"application/avro"),
+    ]
+
+
+class Encoders:
+    def __init__(self, registry: RegistryClient) -> None:
+        self._registry = registry
+        self._by_subject: dict[str, AvroEncoder] = {}
+
+    def encode(self, e: DomainEvent) -> bytes:
+        subject = f"{e.topic}-{e.record}"
+        encoder = self._by_subject.get(subject)
+        if encoder is None:
+            latest = self._registry.latest(subject)
+            if latest is None:
+                msg = f"subject {subject} is not registered; run `changefeed schemas register`"
+                raise ConfigError(msg)
+            lookup: SchemaLookup = self._registry
+            encoder = AvroEncoder.for_source(latest.schema_id, latest.source, lookup)
+            self._by_subject[subject] = encoder
+        return encoder.encode(e.to_avro())
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An encoded domain event, keyed by subject so one entity's events stay ordered."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+    @classmethod
+    def of(cls, e: DomainEvent, encoders: Encoders) -> Outgoing:
+        return cls(e.topic, e.subject.encode(), encoders.encode(e), ce_headers(e))
+
+
+async def publish(producer: Producer, events: Sequence[Outgoing]) -> list[object]:
+    """Queue every event; the caller awaits the returned futures before committing anything."""
+    return [await producer.send(o.topic, value=o.value, key=o.key, headers=o.headers) for o in events]

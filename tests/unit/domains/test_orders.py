@@ -1,0 +1,64 @@
+"""Pure orders transforms: outbox messages → order events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from streams.domains import OutboxMessage, default_registry
+from streams.domains.orders import order_events
+from streams.errors import TransformError
+
+AT = datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def message(event_type: str, payload: dict[str, Any], aggregate: str = "order") -> OutboxMessage:
+    return OutboxMessage(aggregate, "6", event_type, "74bdc956-d0b6-47cc-8c0e-df94fb285ff2", payload, AT,
+                         f"outbox.event.{aggregate}", 0, 11)  # fmt: skip
+
+
+def test_order_placed_from_the_outbox() -> None:
+    (e,) = order_events(message("OrderPlaced", {"order_id": 6, "customer_id": 1, "total_minor": 1234,
+                                                "currency": "EUR", "item_count": 1}))  # fmt: skip
+    assert e.topic == "domain.orders"
+    assert e.record == "dev.changefeed.orders.OrderPlaced"
+    assert e.id == "74bdc956-d0b6-47cc-8c0e-df94fb285ff2"
+    assert e.subject == "6"
+    assert e.version == 11
+    assert e.data == {
+        "order_id": 6,
+        "customer_id": 1,
+        "total_minor": 1234,
+        "currency": "EUR",
+        "item_count": 1,
+    }
+
+
+def test_the_order_services_own_field_names_are_accepted() -> None:
+    (placed,) = order_events(message("OrderPlaced", {"order_id": 6, "customer_id": 1, "total_minor": 5,
+                                                     "lines": 2}))  # fmt: skip
+    assert placed.data["item_count"] == 2
+    assert placed.data["currency"] == "EUR"
+    (changed,) = order_events(message("OrderStatusChanged", {"order_id": 6, "status": "shipped"}))
+    assert changed.data == {"order_id": 6, "old_status": None, "new_status": "SHIPPED"}
+    (odd,) = order_events(message("OrderStatusChanged", {"order_id": 6, "status": "lost"}))
+    assert odd.data["new_status"] == "UNKNOWN"
+
+
+def test_cancelled_and_unknown_types() -> None:
+    (e,) = order_events(message("OrderCancelled", {"order_id": 6}))
+    assert e.data == {"order_id": 6, "reason": None}
+    assert order_events(message("OrderRefunded", {"order_id": 6})) == []
+
+
+def test_missing_order_id_is_poison() -> None:
+    with pytest.raises(TransformError):
+        order_events(message("OrderCancelled", {"id": 6}))
+
+
+def test_unknown_aggregate_is_counted() -> None:
+    registry = default_registry()
+    assert registry.for_outbox(message("X", {}, aggregate="invoice")) == []
+    assert registry.unmapped["outbox:invoice"] == 1

@@ -1,0 +1,127 @@
+"""The loop's error classification with in-memory fakes (no Kafka, no database)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from streams.errors import (
+    AvroBodyError,
+    MessageOrigin,
+    RegistryUnavailableError,
+    SinkRowError,
+    SinkUnavailableError,
+)
+from streams.pipeline import Backoff, Pipeline, PipelineSettings
+from streams.sinks import FlushResult
+from streams.sinks.batch import Batch
+
+FAST = PipelineSettings(backoff_initial_s=0.001, backoff_max_s=0.002)
+
+
+@dataclass
+class Rec:
+    offset: int
+    topic: str = "t"
+    partition: int = 0
+    timestamp: int = 0
+    key: bytes | None = b"k"
+    value: bytes | None = b"v"
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class FakeSink:
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures, self.batch, self.dropped, self.flushes = failures, Batch(), [], 0
+
+    async def flush(self) -> FlushResult:
+        self.flushes += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return FlushResult(offsets=dict(self.batch.next_offsets))
+
+
+class FakeHandler:
+    def __init__(self, sink: FakeSink, errors: dict[int, list[Exception]]) -> None:
+        self.sink, self.errors = sink, errors
+
+    def handle(self, r: Rec) -> list[Any]:
+        pending = self.errors.get(r.offset)
+        if pending:
+            raise pending.pop(0)
+        self.sink.batch.mark(r.topic, r.partition, r.offset)
+        return []
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[tuple[str, bytes]]]] = []
+
+    async def send_and_wait(self, topic: str, **kw: Any) -> None:
+        self.sent.append((topic, kw["headers"]))
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.committed: dict[Any, int] = {}
+
+    def assignment(self) -> set[Any]:
+        from aiokafka import TopicPartition
+
+        return {TopicPartition("t", 0)}
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        self.committed.update(offsets)
+
+
+def pipeline(failures: list[Exception], errors: dict[int, list[Exception]]) -> tuple[Pipeline, Any]:
+    sink = FakeSink(failures)
+    p = Pipeline(FakeConsumer(), FakeProducer(), sink, FakeHandler(sink, errors), FAST)  # type: ignore[arg-type]
+    return p, sink
+
+
+async def test_transient_record_error_is_retried_not_dead_lettered() -> None:
+    p, _ = pipeline([], {1: [RegistryUnavailableError("down"), RegistryUnavailableError("down")]})
+    result = await p.process([Rec(0), Rec(1)])
+    assert result.offsets == {("t", 0): 2}
+    assert p.producer.sent == []
+
+
+async def test_poison_record_is_dead_lettered_and_its_offset_consumed() -> None:
+    p, _ = pipeline([], {1: [AvroBodyError("truncated")]})
+    result = await p.process([Rec(0), Rec(1), Rec(2)])
+    assert result.offsets == {("t", 0): 3}
+    ((topic, headers),) = p.producer.sent
+    assert topic == "t.dlq"
+    assert dict(headers)["cf_source_offset"] == b"1"
+    assert p.consumer.committed  # Kafka commit follows the sink flush
+
+
+async def test_sink_outage_retries_the_same_batch() -> None:
+    p, sink = pipeline([SinkUnavailableError("down")] * 3, {})
+    result = await p.process([Rec(0)])
+    assert sink.flushes == 4
+    assert result.offsets == {("t", 0): 1}
+
+
+async def test_a_row_the_sink_rejects_is_dead_lettered_then_the_batch_flushes() -> None:
+    p, sink = pipeline([SinkRowError("bad", MessageOrigin("t", 0, 1))], {})
+    await p.process([Rec(0), Rec(1)])
+    assert sink.flushes == 2
+    assert [t for t, _ in p.producer.sent] == ["t.dlq"]
+
+
+async def test_backoff_never_retries_poison() -> None:
+    calls = 0
+
+    async def poison() -> None:
+        nonlocal calls
+        calls += 1
+        raise AvroBodyError("x")
+
+    with pytest.raises(AvroBodyError):
+        await Backoff(FAST, asyncio.Event()).retry("x", poison)
+    assert calls == 1
