@@ -89,14 +89,13 @@ def capture_one_change(
     """Register a throw-away connector, insert a row, return its change event read from Kafka."""
     name = f"smoke_{source[:2]}_{uuid.uuid4().hex[:8]}"
     secrets = str(write_stack_secrets(settings, paths))
-    with _table(settings, source, name) as insert, _connector(settings, name, source, secrets):
-        topic = (
-            f"{name}.public.{name}"
-            if source == "postgres"
-            else f"{name}.{settings.source_mariadb.database}.{name}"
-        )
+    with (
+        capture_table(settings, source, name) as insert,
+        throwaway_connector(settings, name, source, secrets),
+    ):
+        topic = topic_for(settings, source, name)
         insert("first")  # read by the snapshot
-        consumer = _consumer(settings, topic)
+        consumer = json_consumer(settings, topic)
         try:
             _await(consumer, lambda v: v.get("op") == "r", timeout_s, what=f"the snapshot event on {topic}")
             started = time.monotonic()
@@ -107,10 +106,16 @@ def capture_one_change(
             return Captured(topic, key, value, time.monotonic() - started)
         finally:
             consumer.close()
-            _delete_topics(settings, [topic, name, f"{name}.schema-history"])
+            delete_topics(settings, [topic, name, f"{name}.schema-history"])
 
 
-def _consumer(settings: Settings, topic: str) -> KafkaConsumer:
+def topic_for(settings: Settings, source: Source, name: str) -> str:
+    """The change topic of the throw-away table `name` (prefix, schema/database, table)."""
+    schema = "public" if source == "postgres" else settings.source_mariadb.database
+    return f"{name}.{schema}.{name}"
+
+
+def json_consumer(settings: Settings, topic: str) -> KafkaConsumer:
     # Connect creates the topic with the first record; a 1 s metadata age notices it quickly.
     return KafkaConsumer(
         topic, bootstrap_servers=settings.kafka.bootstrap_servers, auto_offset_reset="earliest",
@@ -131,7 +136,7 @@ def _await(consumer: KafkaConsumer, match: Any, timeout_s: float, what: str) -> 
 
 
 @contextmanager
-def _connector(settings: Settings, name: str, source: Source, secrets: str) -> Iterator[None]:
+def throwaway_connector(settings: Settings, name: str, source: Source, secrets: str) -> Iterator[None]:
     url = f"{settings.connect.url}/connectors/{name}"
     answer = httpx.put(f"{url}/config", json=connector_config(source, name, settings, secrets), timeout=30)
     if answer.status_code >= 300:
@@ -158,7 +163,7 @@ def _maria(settings: Settings) -> pymysql.Connection[Any]:
 
 
 @contextmanager
-def _table(settings: Settings, source: Source, name: str) -> Iterator[Any]:
+def capture_table(settings: Settings, source: Source, name: str) -> Iterator[Any]:
     if source == "postgres":
         with _pg(settings) as conn:
             table = sql.Identifier(name)
@@ -198,7 +203,7 @@ def _drop_slot(settings: Settings, name: str) -> None:
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def _delete_topics(settings: Settings, topics: list[str]) -> None:
+def delete_topics(settings: Settings, topics: list[str]) -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
     try:
         existing = set(admin.list_topics())

@@ -120,13 +120,25 @@ def _start_one(ctx: StackContext, svc: Service, deadline: float, report: Report)
         report(f"{svc.name}: started, waiting until it is ready")
     while not svc.ready(ctx):
         if _running(ctx, svc) is None:
-            _fail(ctx, svc, "exited during start-up")
+            _fail(ctx, svc, f"exited during start-up ({_exit_status(ctx, svc)})")
         if time.monotonic() > deadline:
             _fail(ctx, svc, f"not ready within {ctx.settings.stack.start_timeout_s:.0f} s")
         time.sleep(POLL_INTERVAL_S)
     if svc.after_ready:
         svc.after_ready(ctx)
     report(f"{svc.name}: ready on 127.0.0.1:{svc.port} ({time.monotonic() - started:.1f} s)")
+
+
+def _exit_status(ctx: StackContext, svc: Service) -> str:
+    """How a child we spawned ended, when it is still ours to reap."""
+    try:
+        pid = int(ctx.paths.pid_file(svc.name).read_text())
+        _, status = os.waitpid(pid, os.WNOHANG)
+    except (OSError, ValueError):
+        return "exit status unknown"
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit code {os.WEXITSTATUS(status)}" if os.WIFEXITED(status) else "still running"
 
 
 def _fail(ctx: StackContext, svc: Service, why: str) -> None:

@@ -1,5 +1,39 @@
-"""Fault scenarios run against the real local stack (started once per session)."""
+"""Fault scenarios kill and pause real processes, so they get a private stack of their own.
 
-from tests.stack_fixtures import settings, stack
+It runs beside the shared one (ports shifted by 200, its own state dir and Connect group) and
+is stopped and purged at the end of the session.
+"""
 
-__all__ = ["settings", "stack"]
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings, load_settings
+from streams.stack import supervisor
+from streams.stack.services import StackContext
+from tests.stack_fixtures import shifted_settings
+
+SHIFT = 200
+
+
+@pytest.fixture(scope="session")
+def fault_settings() -> Iterator[Settings]:
+    root = Path(tempfile.mkdtemp(prefix="changefeed-faults-"))
+    root.chmod(0o755)  # the database OS users must reach it
+    settings = shifted_settings(load_settings(), root / "state", SHIFT, "changefeed-faults")
+    try:
+        supervisor.up(settings, lambda line: print(f"[fault stack] {line}"))
+        yield settings
+    finally:
+        supervisor.down(settings, lambda line: print(f"[fault stack] {line}"), purge=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fault_stack(fault_settings: Settings) -> StackContext:
+    return supervisor.context_for(fault_settings)

@@ -10,26 +10,14 @@ import pytest
 from streams.settings import Settings
 from streams.stack import process, supervisor
 from streams.stack.services import StackContext
+from tests.stack_fixtures import shifted_settings
 
 pytestmark = pytest.mark.slow
 SHIFT = 100  # ports beside the session stack's, so both run at once
 
 
 def _private_settings(base: Settings, state: Path) -> Settings:
-    def moved(section: object, **ports: int) -> object:
-        return section.model_copy(update=ports)  # type: ignore[attr-defined]
-
-    return base.model_copy(update={
-        "stack": base.stack.model_copy(update={"state_dir": state}),
-        "kafka": moved(
-            base.kafka, port=base.kafka.port + SHIFT, controller_port=base.kafka.controller_port + SHIFT
-        ),
-        "connect": moved(base.connect, port=base.connect.port + SHIFT, group_id="changefeed-lifecycle"),
-        "registry": moved(base.registry, port=base.registry.port + SHIFT),
-        "source_postgres": moved(base.source_postgres, port=base.source_postgres.port + SHIFT),
-        "sink_postgres": moved(base.sink_postgres, port=base.sink_postgres.port + SHIFT),
-        "source_mariadb": moved(base.source_mariadb, port=base.source_mariadb.port + SHIFT),
-    })  # fmt: skip
+    return shifted_settings(base, state, SHIFT, "changefeed-lifecycle")
 
 
 def _our_processes(marker: str) -> list[int]:
