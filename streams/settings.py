@@ -119,6 +119,27 @@ class WorkerSettings(_Section):
     web_port: int = 6066
 
 
+class PipelineSettings(_Section):
+    """What the worker consumes and how it batches (env ``CHANGEFEED_PIPELINE__*``)."""
+
+    # The demo's captured tables and its order outbox; everything else the connectors emit is
+    # ignored by not subscribing (order_lines is not materialized yet).
+    topics: tuple[str, ...] = ("customers.public.customers", "orders.orders.orders", "outbox.event.order")
+    # Schema of the shipping tables and their control tables (tests use one schema each).
+    sink_schema: str = "public"
+    # One flush per poll: up to this many records across the assigned partitions. Larger
+    # batches amortize the transaction; 5000 keeps one flush well under a second.
+    max_batch: int = 5000
+    # How long a poll waits for records; bounds latency at low load.
+    poll_timeout_ms: int = 200
+    # Back-off for transient failures (sink, registry or Kafka down): doubles up to the max.
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+    # Partitions for the DLQ and domain topics this worker creates when they are missing.
+    created_topic_partitions: int = 1
+    publish_domain_events: bool = True
+
+
 class Settings(BaseSettings):
     """Everything changefeed needs to know about the world it runs in."""
 
@@ -137,6 +158,7 @@ class Settings(BaseSettings):
     source_mariadb: SourceMariaDBSettings = SourceMariaDBSettings()
     sink_postgres: SinkPostgresSettings = SinkPostgresSettings()
     worker: WorkerSettings = WorkerSettings()
+    pipeline: PipelineSettings = PipelineSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.cli.context import settings_of
-from streams.pipeline import PipelineSettings
 from streams.sinks import conninfo_from, load_conflicts
 
 out = Console()
@@ -29,7 +28,7 @@ def worker(
     """Consume the change topics into the shipping tables and the domain topics (no flags needed)."""
     from streams.app import build_worker
 
-    build_worker(settings_of(ctx), PipelineSettings(), loglevel).execute_from_commandline()
+    build_worker(settings_of(ctx), settings_of(ctx).pipeline, loglevel).execute_from_commandline()
 
 
 def conflicts(
@@ -39,7 +38,7 @@ def conflicts(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Writes the version guard refused (newest first), with both positions."""
-    schema = PipelineSettings().sink_schema
+    schema = settings_of(ctx).pipeline.sink_schema
     with psycopg.connect(conninfo_from(settings_of(ctx).sink_postgres)) as conn:
         rows = load_conflicts(conn, limit=limit, sink_table=table, schema=schema)
     if as_json:
