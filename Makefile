@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CF := $(BIN)/changefeed
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: install demo test test-unit test-integration faults bench lint up down status clean
 
@@ -28,11 +29,10 @@ down:
 status:
 	$(CF) status
 
+# up -> migrate -> schemas -> connectors -> two workers -> 30 s of load -> verify --wait -> summary.
+# Narrow with  make demo DEMO_ARGS='--duration 10 --rate 20'
 demo: install
-	$(CF) up
-	$(CF) smoke --source postgres
-	$(CF) smoke --source mariadb
-	@echo "The stack keeps running: 'changefeed status' shows it, 'changefeed down' stops it."
+	$(CF) demo $(DEMO_ARGS)
 
 # Everything: unit, integration (starts the stack itself), faults. Narrow with
 #   make test PYTEST_ARGS='-m "not slow"'     or     make test-unit

@@ -1,0 +1,118 @@
+"""Read back what the demo produced: change events from Kafka, row writes from the sink's audit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from kafka import KafkaConsumer, TopicPartition
+from psycopg import sql
+
+from streams.cdc import ChangeEvent, parse_change_event
+from streams.codecs import AvroDecoder
+from streams.demo.latency import (
+    Applied,
+    Key,
+    LatencyStats,
+    VisibilityIndex,
+    commit_time,
+    key_of,
+    latency_stats,
+)
+from streams.demo.offsets import Offsets
+from streams.errors import PermanentError
+from streams.registry.client import RegistryClient
+from streams.sinks.ddl import AUDIT_TABLE
+from streams.sinks.mapping import TableMapping
+
+# A read that returns nothing for this long means the range is exhausted (or unreadable).
+_IDLE_MS = 3000
+
+
+def read_changes(
+    bootstrap: str, registry_url: str, topic: str, before: Offsets, after: Offsets
+) -> Iterator[ChangeEvent]:
+    """Decode every change event of ``topic`` between two offset snapshots."""
+    ranges = {p: (before.get((t, p), 0), end) for (t, p), end in after.items() if t == topic}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    with RegistryClient(registry_url) as registry:
+        decoder = AvroDecoder(registry)
+        try:
+            for partition, (start, end) in sorted(ranges.items()):
+                if end <= start:
+                    continue
+                tp = TopicPartition(topic, partition)
+                consumer.assign([tp])
+                consumer.seek(tp, start)
+                offset = start
+                while offset < end:
+                    batch = consumer.poll(timeout_ms=_IDLE_MS)
+                    if not batch:
+                        break
+                    for record in batch.get(tp, []):
+                        offset = record.offset + 1
+                        if record.offset >= end or record.value is None:
+                            continue
+                        try:
+                            key = decoder.decode(record.key) if record.key else None
+                            value = decoder.decode(record.value)
+                            yield parse_change_event(
+                                value, key=key, topic=topic, partition=partition, offset=record.offset
+                            )
+                        except PermanentError:
+                            continue  # not a change event (e.g. poison); the DLQ count covers it
+        finally:
+            consumer.close()
+
+
+def audit_entries(
+    sink: psycopg.Connection[Any], since: datetime, schema: str = "public"
+) -> list[tuple[str, dict[str, Any], bytes, datetime]]:
+    rows = sink.execute(
+        sql.SQL(
+            "SELECT sink_table, row_key, new_position, at FROM {} WHERE at >= %s AND new_position IS NOT NULL"
+        ).format(sql.Identifier(schema, AUDIT_TABLE)),
+        [since],
+    ).fetchall()
+    sink.rollback()
+    return [(str(t), dict(k), bytes(p), a) for t, k, p, a in rows]
+
+
+def applied_writes(
+    mappings: Sequence[TableMapping], entries: list[tuple[str, dict[str, Any], bytes, datetime]]
+) -> list[Applied]:
+    keys = {f"{m.sink_schema}.{m.sink_table}": m.key for m in mappings}
+    out = []
+    for table, row_key, position, at in entries:
+        names = keys.get(table)
+        if names is None or any(row_key.get(k) is None for k in names):
+            continue
+        key: Key = tuple(str(row_key[k]) for k in names)
+        out.append(Applied(table, key, position, at))
+    return out
+
+
+def end_to_end(
+    mappings: Sequence[TableMapping], events: dict[str, list[ChangeEvent]], applied: list[Applied]
+) -> tuple[LatencyStats, datetime | None]:
+    """Latency percentiles over every change of the mapped tables, and the last sink commit seen."""
+    index = VisibilityIndex(applied)
+    samples: list[float] = []
+    unmatched = 0
+    last: datetime | None = None
+    for m in mappings:
+        label = f"{m.sink_schema}.{m.sink_table}"
+        for event in events.get(m.source_table, []):
+            key, committed = key_of(m, event), commit_time(event)
+            if key is None or committed is None or event.position is None:
+                unmatched += 1
+                continue
+            seen = index.visible_at(label, key, event.position.to_bytes())
+            if seen is None:
+                unmatched += 1
+                continue
+            samples.append(max(0.0, (seen - committed).total_seconds()))
+            last = seen if last is None or seen > last else last
+    return latency_stats(samples, unmatched), last

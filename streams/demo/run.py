@@ -1,0 +1,178 @@
+"""`changefeed demo`: the whole mission end to end, under load, proven by the oracle.
+
+up → migrate → register schemas → apply connectors → two workers → wait for the sink tables →
+audit triggers (for latency) → load → verify --wait → summary. The stack keeps running; only
+the worker processes this demo started are stopped at the end (unless asked to keep them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from streams.demo import measure, steps
+from streams.demo.offsets import Offsets, TopicCounts, end_offsets
+from streams.demo.summary import DemoSummary
+from streams.errors import StackError
+from streams.load import LoadPlan, LoadReport, Written, run_load
+from streams.settings import Settings
+from streams.sinks import audit_trigger_ddl, control_tables_ddl
+from streams.sinks.ddl import CONFLICTS_TABLE
+from streams.sinks.mapping import TableMapping
+from streams.stack.paths import StackPaths, repo_root
+from streams.verify import VerifyOptions, open_databases, shipping_mappings, verify_wait
+from streams.verify.compare import TableResult
+from streams.verify.lag import topics_for
+
+Say = Callable[[str], None]
+# Workers create the sink tables on start; a cold Faust start with two members rebalancing takes
+# ~10-20 s on 2 cores.
+TABLES_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    plan: LoadPlan
+    verify_timeout_s: float = 120.0
+    workers: int = 2
+    keep_workers: bool = False
+    skip_setup: bool = False  # the stack and connectors are known to be ready (tests)
+
+
+def connector_prefixes(directory: Path) -> tuple[str, ...]:
+    """``topic.prefix`` of every connector definition, with the dot: which topics are row changes."""
+    out = []
+    for path in sorted(directory.glob("*.json")):
+        prefix = json.loads(path.read_text(encoding="utf-8")).get("config", {}).get("topic.prefix")
+        if prefix:
+            out.append(f"{prefix}.")
+    return tuple(out)
+
+
+def wait_for_tables(
+    sink: psycopg.Connection[Any], mappings: list[TableMapping], workers: steps.Workers
+) -> None:
+    deadline = time.monotonic() + TABLES_TIMEOUT_S
+    while time.monotonic() < deadline:
+        workers.check_alive()
+        missing = [
+            m.sink_table
+            for m in mappings
+            if (row := sink.execute("SELECT to_regclass(%s)", [f"{m.sink_schema}.{m.sink_table}"]).fetchone())
+            is None
+            or row[0] is None
+        ]
+        sink.rollback()
+        if not missing:
+            return
+        time.sleep(0.5)  # polling a catalog lookup; cheap
+    msg = f"the workers did not create {missing} within {TABLES_TIMEOUT_S:.0f} s"
+    raise StackError(msg)
+
+
+def install_audit(sink: psycopg.Connection[Any], mappings: list[TableMapping]) -> None:
+    """The audit trigger records each sink write's time and position: the sink side of latency."""
+    with sink.transaction():
+        for stmt in control_tables_ddl("public"):
+            sink.execute(stmt)
+        for m in mappings:
+            for stmt in audit_trigger_ddl(m, "public"):
+                sink.execute(stmt)
+
+
+def _count(sink: psycopg.Connection[Any], query: sql.Composed, params: list[Any]) -> int:
+    row = sink.execute(query, params).fetchone()
+    sink.rollback()
+    return int(row[0]) if row else 0
+
+
+def summarize(
+    settings: Settings,
+    mappings: list[TableMapping],
+    sink: psycopg.Connection[Any],
+    report: LoadReport,
+    before: Offsets,
+    verified: bool,
+    demo_started: float,
+) -> DemoSummary:
+    after = end_offsets(settings.kafka.bootstrap_servers)
+    counts = TopicCounts.between(before, after, connector_prefixes(repo_root() / "connectors"))
+    topics = {t for t, _ in after}
+    events = {}
+    for m in mappings:
+        found = topics_for([m], topics)
+        events[m.source_table] = [
+            e
+            for t in found
+            for e in measure.read_changes(
+                settings.kafka.bootstrap_servers, settings.registry.url, t, before, after
+            )
+        ]
+    entries = measure.audit_entries(sink, report.started_at)
+    latency, last_seen = measure.end_to_end(mappings, events, measure.applied_writes(mappings, entries))
+    rows_now = {
+        m.sink_table: _count(
+            sink, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(m.sink_schema, m.sink_table)), []
+        )
+        for m in mappings
+    }
+    conflicts = _count(
+        sink,
+        sql.SQL("SELECT count(*) FROM {} WHERE at >= %s").format(sql.Identifier("public", CONFLICTS_TABLE)),
+        [report.started_at],
+    )
+    pipeline_s = ((last_seen or report.finished_at) - report.started_at).total_seconds()
+    return DemoSummary(
+        load_transactions=report.tally.total,
+        load_seconds=report.elapsed_s,
+        counts=counts,
+        rows_applied=len(entries),
+        rows_now=rows_now,
+        conflicts=conflicts,
+        latency=latency,
+        pipeline_seconds=pipeline_s,
+        verified=verified,
+        total_seconds=time.monotonic() - demo_started,
+    )
+
+
+def run_demo(
+    settings: Settings,
+    options: DemoOptions,
+    say: Say,
+    on_write: Callable[[Written], None] | None = None,
+    on_round: Callable[[int, list[TableResult]], None] | None = None,
+) -> tuple[DemoSummary, list[TableResult]]:
+    started = time.monotonic()
+    state_dir = settings.stack.state_dir
+    if not options.skip_setup:
+        for step in steps.SETUP_STEPS:
+            steps.run_step(step, say, state_dir)
+    mappings = shipping_mappings()
+    paths = StackPaths(state_dir, settings.stack.cache_dir)
+    workers = steps.Workers(paths.logs)
+    try:
+        for log in workers.start(options.workers, state_dir):
+            say(f"worker started, log: {log}")
+        with open_databases(settings) as dbs:
+            wait_for_tables(dbs.sink, mappings, workers)
+            install_audit(dbs.sink, mappings)
+            before = end_offsets(settings.kafka.bootstrap_servers)
+            say(f"load: {options.plan.rate:g} tx/s for {options.plan.duration_s:g} s, mix {options.plan.mix}")
+            report = run_load(settings, options.plan, on_write)
+            workers.check_alive()
+            say(f"verify --wait {options.verify_timeout_s:g}")
+            results = verify_wait(dbs, mappings, VerifyOptions(), options.verify_timeout_s, on_round)
+            verified = all(r.ok for r in results)
+            summary = summarize(settings, mappings, dbs.sink, report, before, verified, started)
+    finally:
+        if not options.keep_workers:
+            workers.stop()
+    return summary, results

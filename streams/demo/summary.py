@@ -1,0 +1,72 @@
+"""The demo's closing summary: what flowed, how fast, and whether the sink equals the sources."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rich.table import Table
+
+from streams.demo.latency import LatencyStats
+from streams.demo.offsets import TopicCounts
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    load_transactions: int
+    load_seconds: float
+    counts: TopicCounts
+    rows_applied: int  # row writes in the sink during the demo (audit entries)
+    rows_now: dict[str, int]  # current row count per sink table
+    conflicts: int
+    latency: LatencyStats
+    pipeline_seconds: float  # first source write → last sink commit
+    verified: bool
+    total_seconds: float
+
+    @property
+    def throughput(self) -> float:
+        return self.counts.captured / self.pipeline_seconds if self.pipeline_seconds > 0 else 0.0
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:,.0f} ms"
+
+
+def summary_table(s: DemoSummary) -> Table:
+    table = Table(title="changefeed demo", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("source transactions (load)", f"{s.load_transactions} in {s.load_seconds:.1f} s"),
+        ("change events captured (Debezium)", str(s.counts.captured)),
+        ("outbox events routed", str(s.counts.outbox)),
+        ("domain events published", str(s.counts.domain)),
+        ("rows materialized (sink writes)", str(s.rows_applied)),
+        ("sink rows now", ", ".join(f"{t}={n}" for t, n in s.rows_now.items())),
+        ("conflicts (version guard)", str(s.conflicts)),
+        ("dead letters", str(s.counts.dead_letters)),
+        (
+            "latency p50 / p95 / p99",
+            f"{_ms(s.latency.p50_ms)} / {_ms(s.latency.p95_ms)} / {_ms(s.latency.p99_ms)}",
+        ),
+        (
+            "latency max (samples, unmatched)",
+            f"{_ms(s.latency.max_ms)} ({s.latency.measured}, {s.latency.unmatched})",
+        ),
+        ("throughput (captured / pipeline time)", f"{s.throughput:,.1f} events/s"),
+        ("verify (source ≡ sink)", "[green]PASS[/green]" if s.verified else "[red]FAIL[/red]"),
+        ("demo wall time", f"{s.total_seconds:.0f} s"),
+    ]
+    for what, value in rows:
+        table.add_row(what, value)
+    return table
+
+
+LOOK_AND_STOP = """\
+The stack keeps running. Look at the tables:
+  psql "host={host} port={port} dbname={db} user={user}" -c 'SELECT * FROM customer_directory LIMIT 5'
+  psql "host={host} port={port} dbname={db} user={user}" -c 'SELECT * FROM order_view LIMIT 5'
+  changefeed verify   changefeed lag   changefeed status   changefeed connectors status
+Demo worker logs: {logs}
+Stop everything: changefeed down   (or `make down`)"""

@@ -1,0 +1,73 @@
+"""``Reader`` s over real databases: PostgreSQL (psycopg) and MariaDB (pymysql).
+
+Each query runs in its own short read so a long comparison never holds a snapshot (and on the
+source, never holds back vacuum or the binlog purge).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pymysql
+
+from streams.verify import query
+from streams.verify.compare import Digest, Key
+from streams.verify.mysql_ident import mysql_ident
+from streams.verify.normalize import Dialect
+from streams.verify.spec import Side, TableSpec
+
+
+class SqlReader:
+    """Runs the ``query`` module's statements for one side of a ``TableSpec``."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any] | pymysql.Connection[Any], spec: TableSpec, side: Side
+    ) -> None:
+        self.conn, self.spec, self.side = conn, spec, side
+
+    def _rows(self, q: query.Query, params: list[Any]) -> list[tuple[Any, ...]]:
+        if isinstance(self.conn, psycopg.Connection):
+            assert not isinstance(q, str)
+            rows: list[tuple[Any, ...]] = self.conn.execute(q, params).fetchall()
+            self.conn.rollback()
+            return rows
+        assert isinstance(q, str)
+        with self.conn.cursor() as cur:
+            cur.execute(q, params)
+            found = list(cur.fetchall())
+        self.conn.rollback()
+        return found
+
+    def chunk_digests(self, size: int) -> dict[int, Digest]:
+        q = query.chunk_digests(self.side, self.spec.key_kinds, self.spec.value_kinds, self.spec.chunkable)
+        return {int(c): (int(n), int(s)) for c, n, s in self._rows(q, [size])}
+
+    def key_hashes(self, low: int, high: int) -> dict[Key, str]:
+        q = query.key_hashes(self.side, self.spec.key_kinds, self.spec.value_kinds, self.spec.chunkable)
+        rows = self._rows(q, [low, high] if self.spec.chunkable else [])
+        return {tuple(str(p) for p in r[:-1]): str(r[-1]) for r in rows}
+
+    def row_values(self, key: Key) -> tuple[str | None, ...] | None:
+        q = query.row_values(self.side, self.spec.key_kinds, self.spec.value_kinds)
+        rows = self._rows(q, list(key))
+        if not rows:
+            return None
+        return tuple(None if v is None else str(v) for v in rows[0][: len(self.side.values)])
+
+
+def source_columns(
+    conn: psycopg.Connection[Any] | pymysql.Connection[Any], dialect: Dialect, schema: str, table: str
+) -> set[str]:
+    """Column names of a source table (empty if the table does not exist)."""
+    q = "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+    if dialect is Dialect.POSTGRES:
+        assert isinstance(conn, psycopg.Connection)
+        found = {str(r[0]) for r in conn.execute(q, [schema, table])}
+        conn.rollback()
+        return found
+    assert isinstance(conn, pymysql.Connection)
+    mysql_ident(schema, table)  # refuse names we could not quote later
+    with conn.cursor() as cur:
+        cur.execute(q, [schema, table])
+        return {str(r[0]) for r in cur.fetchall()}

@@ -1,0 +1,60 @@
+"""Demo latency matching: a change is visible at the first sink write of its key at its position or newer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from streams.cdc import ChangeEvent, Op, SourceKind, SourcePosition
+from streams.demo.latency import Applied, VisibilityIndex, commit_time, latency_stats, percentile
+from streams.demo.offsets import TopicCounts
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _pos(n: int) -> bytes:
+    return SourcePosition(SourceKind.POSTGRES, (n, n, 1)).to_bytes()
+
+
+def test_visibility_uses_the_earliest_write_at_or_after_the_position() -> None:
+    index = VisibilityIndex(
+        [
+            Applied("public.t", ("1",), _pos(10), T0 + timedelta(seconds=5)),
+            Applied("public.t", ("1",), _pos(30), T0 + timedelta(seconds=3)),
+            Applied("public.t", ("1",), _pos(20), T0 + timedelta(seconds=4)),
+        ]
+    )
+    assert index.visible_at("public.t", ("1",), _pos(10)) == T0 + timedelta(seconds=3)
+    assert index.visible_at("public.t", ("1",), _pos(25)) == T0 + timedelta(seconds=3)
+    assert index.visible_at("public.t", ("1",), _pos(31)) is None
+    assert index.visible_at("public.t", ("2",), _pos(1)) is None
+
+
+def test_commit_time_prefers_the_stamp_and_falls_back_to_source_ts_for_deletes() -> None:
+    stamp = "2026-01-01T00:00:01.123456Z"
+    src = T0 + timedelta(seconds=9)
+    upd = ChangeEvent(Op.UPDATE, None, {"updated_at": stamp}, {}, None, src, None)
+    dele = ChangeEvent(Op.DELETE, {"updated_at": stamp}, None, {}, None, src, None)
+    assert commit_time(upd) == T0 + timedelta(seconds=1, microseconds=123456)
+    assert commit_time(dele) == src
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 95), percentile(values, 99)) == (50.0, 95.0, 99.0)
+    stats = latency_stats([0.1, 0.2, 0.3], unmatched=2)
+    assert (stats.measured, stats.unmatched, stats.p50_ms, stats.max_ms) == (3, 2, 200.0, 300.0)
+
+
+def test_topic_counts_split_changes_outbox_domain_and_dead_letters() -> None:
+    before = {("customers.public.customers", 0): 10, ("domain.customers.customer", 0): 5}
+    after = {
+        ("customers.public.customers", 0): 25,
+        ("customers.transaction", 0): 40,
+        ("orders.orders.orders", 0): 7,
+        ("orders.schema-history", 0): 3,
+        ("outbox.event.order", 0): 4,
+        ("domain.customers.customer", 0): 9,
+        ("customers.public.customers.dlq", 0): 1,
+    }
+    counts = TopicCounts.between(before, after, ("customers.", "orders."))
+    assert counts == TopicCounts(captured=22, outbox=4, domain=4, dead_letters=1)
