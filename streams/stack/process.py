@@ -55,8 +55,11 @@ def spawn(
     env: Mapping[str, str] | None = None,
     user: str | None = None,
     cwd: Path | None = None,
-) -> int:
-    """Start a detached process (own session) with stdout/stderr appended to `log_file`."""
+) -> subprocess.Popen[bytes]:
+    """Start a detached process (own session) with stdout/stderr appended to `log_file`.
+
+    The handle lets the caller notice an early exit; the pid file is how later commands find it.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
@@ -77,7 +80,7 @@ def spawn(
             msg = f"could not execute {argv[0]}: {exc}"
             raise StackError(msg) from exc
     pid_file.write_text(f"{proc.pid}\n")
-    return proc.pid
+    return proc
 
 
 def run_once(argv: Sequence[str], *, log_file: Path, user: str | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import threading
 import time
 from collections import deque
@@ -111,34 +112,26 @@ def _running(ctx: StackContext, svc: Service) -> process.Running | None:
 
 def _start_one(ctx: StackContext, svc: Service, deadline: float, report: Report) -> None:
     started = time.monotonic()
+    child: subprocess.Popen[bytes] | None = None
     if _running(ctx, svc) is None:
         svc.prepare(ctx)
         argv = svc.argv(ctx)
         env = svc.env(ctx) if svc.env else None
-        process.spawn(argv, pid_file=ctx.paths.pid_file(svc.name), log_file=ctx.paths.log_file(svc.name),
-                      env=env, user=svc.run_as)  # fmt: skip
+        pid_file, log_file = ctx.paths.pid_file(svc.name), ctx.paths.log_file(svc.name)
+        child = process.spawn(argv, pid_file=pid_file, log_file=log_file, env=env, user=svc.run_as)
         report(f"{svc.name}: started, waiting until it is ready")
     while not svc.ready(ctx):
-        if _running(ctx, svc) is None:
-            _fail(ctx, svc, f"exited during start-up ({_exit_status(ctx, svc)})")
+        # Our own child is watched through its Popen handle: /proc/<pid>/cmdline can read empty
+        # while the java launcher execs, which made a pid-file check report live JVMs as dead.
+        ended = child.poll() if child is not None else (None if _running(ctx, svc) else "unknown")
+        if ended is not None:
+            _fail(ctx, svc, f"exited during start-up (exit status {ended})")
         if time.monotonic() > deadline:
             _fail(ctx, svc, f"not ready within {ctx.settings.stack.start_timeout_s:.0f} s")
         time.sleep(POLL_INTERVAL_S)
     if svc.after_ready:
         svc.after_ready(ctx)
     report(f"{svc.name}: ready on 127.0.0.1:{svc.port} ({time.monotonic() - started:.1f} s)")
-
-
-def _exit_status(ctx: StackContext, svc: Service) -> str:
-    """How a child we spawned ended, when it is still ours to reap."""
-    try:
-        pid = int(ctx.paths.pid_file(svc.name).read_text())
-        _, status = os.waitpid(pid, os.WNOHANG)
-    except (OSError, ValueError):
-        return "exit status unknown"
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit code {os.WEXITSTATUS(status)}" if os.WIFEXITED(status) else "still running"
 
 
 def _fail(ctx: StackContext, svc: Service, why: str) -> None:

@@ -24,7 +24,7 @@ def test_spawn_then_stop_kills_the_process_group(tmp_path: Path) -> None:
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         "print('ar' + 'med', flush=True); time.sleep(600)"
     )
-    pid = process.spawn([sys.executable, "-c", script, marker], pid_file=pid_file, log_file=log)
+    pid = process.spawn([sys.executable, "-c", script, marker], pid_file=pid_file, log_file=log).pid
     deadline = time.monotonic() + 10
     while "\narmed" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.01)  # wait until SIGTERM is ignored, or the test would race the handler
