@@ -1,7 +1,8 @@
 """Fault scenarios kill and pause real processes, so they get a private stack of their own.
 
-It runs beside the shared one (ports shifted by 200 or the next free block, its own state dir and Connect group) and
-is stopped and purged at the end of the session.
+It runs beside the shared one (ports shifted by CHANGEFEED_FAULTS_PORT_SHIFT, else by the first
+free block from 200 on; its own state dir and Connect group) and is stopped and purged at the
+end of the session, so two sessions can each run one on the same machine.
 """
 
 from __future__ import annotations
@@ -20,8 +21,32 @@ from streams.stack import supervisor
 from streams.stack.services import StackContext
 from tests.stack_fixtures import shifted_settings
 
-# Overridable so two engineers (or CI jobs) can each run a private fault stack on one machine.
-SHIFT = int(os.environ.get("CHANGEFEED_FAULTS_PORT_SHIFT", "200"))
+SHIFTS = range(200, 400, 20)
+
+
+def _ports(settings: Settings) -> list[int]:
+    s = settings
+    return [s.kafka.port, s.kafka.controller_port, s.connect.port, s.registry.port,
+            s.source_postgres.port, s.sink_postgres.port, s.source_mariadb.port]  # fmt: skip
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _private_settings(state: Path) -> Settings:
+    base = load_settings()
+    forced = os.environ.get("CHANGEFEED_FAULTS_PORT_SHIFT")
+    for shift in [int(forced)] if forced else SHIFTS:
+        candidate = shifted_settings(base, state, shift, f"changefeed-faults-{shift}")
+        if all(_free(port) for port in _ports(candidate)):
+            return candidate
+    pytest.fail(f"no free port block for a private fault stack (shift {forced or list(SHIFTS)})")
 
 
 @pytest.fixture(scope="session")
