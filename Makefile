@@ -45,8 +45,17 @@ test-unit: install
 test-integration: install
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
+# Every RELIABILITY.md scenario on a private stack (ports +200); writes reports/faults.{md,json}.
+# Narrow with  make faults PYTEST_ARGS='-k k5'
 faults: install
-	$(BIN)/pytest -m faults $(PYTEST_ARGS)
+	$(BIN)/pytest -m scenario $(PYTEST_ARGS); status=$$?; \
+	echo "fault report: $(CURDIR)/reports/faults.md (JSON: $(CURDIR)/reports/faults.json)"; exit $$status
+
+# Performance against the peers on a private stack (ports +400): bench/results/<date>.{json,md,png}.
+# Quick (~5 min):  make bench BENCH_ARGS=--quick
+BENCH_ARGS ?=
+bench: install
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check streams tests

@@ -1,0 +1,1 @@
+"""`make bench`: changefeed end to end against its peers and the stage ceilings, in one run."""

@@ -1,0 +1,201 @@
+"""Each peer materializes one workload's replay topics into a fresh ``bench_*`` schema.
+
+changefeed: the real ``changefeed worker`` (own group, own schema, the replay topics). JDBC: the
+Debezium JDBC sink connector in its best configuration (BEST_JDBC). plain: bench.plainloop.
+All are timed by the sink clock (first to last data write), which leaves start-up out for all.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
+
+from bench import resources
+from bench.live import WorkerProc, row_writes, stored
+from bench.replay import clock, drop_schema
+from streams.settings import Settings
+from streams.sinks import conninfo_from
+
+RUN_TIMEOUT_S = 300.0
+# The JDBC sink's best configuration for PostgreSQL (Debezium 3.6.0.Final): upserts by record key,
+# batches of 5,000 (as changefeed's max_batch), the reduction buffer (one write per key per batch)
+# and UNNEST batch inserts. max.poll.records stays at Kafka's 500: the worker's
+# connector.client.config.override.policy=None forbids consumer overrides.
+BEST_JDBC = {
+    "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+    "tasks.max": "1",
+    "insert.mode": "upsert",
+    "primary.key.mode": "record_key",
+    "delete.enabled": "true",
+    "schema.evolution": "basic",
+    "batch.size": "5000",
+    "use.reduction.buffer": "true",
+    "dialect.postgres.unnest.insert.enabled": "true",
+}
+FIELDS = {"customers": "id,email,first_name,last_name,phone,tier", "orders": "id,customer_id,status,total_cents,currency"}
+
+
+@dataclass
+class PeerRun:
+    peer: str
+    workload: str
+    rep: int
+    events: int
+    seconds: float
+    events_s: float
+    row_writes: int
+    cpu_s_per_1k: float
+    peak_rss_mb: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _timed(
+    dsn: str, schema: str, done: Callable[[], bool], pid: int | None, alive: Callable[[], bool]
+) -> tuple[float, float, float]:
+    """Wait until ``done``; return (seconds first→last write, cpu seconds in that window, peak RSS)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    cpu_first: float | None = None
+    peak = 0.0
+    with psycopg.connect(dsn) as conn:
+        while True:
+            if pid is not None:
+                peak = max(peak, resources.rss_mb(pid))
+                if cpu_first is None and clock(conn, schema) is not None:
+                    cpu_first = resources.cpu_seconds(pid)
+            if done():
+                break
+            if not alive() or time.monotonic() > deadline:
+                msg = f"peer writing {schema} stopped or timed out"
+                raise RuntimeError(msg)
+            time.sleep(0.1)
+        cpu = resources.cpu_seconds(pid) - (cpu_first or 0.0) if pid is not None else 0.0
+        time.sleep(0.3)
+        c = clock(conn, schema)
+    if c is None:
+        msg = f"no write reached {schema}"
+        raise RuntimeError(msg)
+    return max(1e-3, c[1] - c[0]), cpu, peak
+
+
+def _result(peer: str, wl: str, rep: int, events: int, secs: float, cpu: float, rss: float, writes: int) -> PeerRun:
+    return PeerRun(peer, wl, rep, events, secs, events / secs, writes, cpu / max(1, events) * 1000, rss)
+
+
+def _row_writes_after_close(dsn: str, schema: str) -> int:
+    time.sleep(1.0)  # backends flush their table statistics when they exit
+    with psycopg.connect(dsn) as conn:
+        return row_writes(conn, schema)
+
+
+def run_changefeed(
+    settings: Settings, env: dict[str, str], wl: str, rep: int, ends: dict[str, int], logs: Path
+) -> PeerRun:
+    dsn = conninfo_from(settings.sink_postgres)
+    schema, group = f"bench_cf_{wl}_{rep}", f"bench-cf-{wl}-{rep}"
+    drop_schema(dsn, schema)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    extra = {
+        "CHANGEFEED_WORKER__APP_ID": group,
+        "CHANGEFEED_PIPELINE__SINK_SCHEMA": schema,
+        "CHANGEFEED_PIPELINE__TOPICS": json.dumps(sorted(ends)),
+    }
+    worker = WorkerProc(env, logs / f"{group}.log", extra)
+    total = sum(ends.values())
+    sink = psycopg.connect(dsn)
+    try:
+        secs, cpu, rss = _timed(
+            dsn, schema, lambda: stored(sink, schema, group, tuple(ends)) >= total, worker.pid,
+            lambda: worker.proc.poll() is None,
+        )  # fmt: skip
+    finally:
+        sink.close()
+        worker.stop()
+    return _result("changefeed", wl, rep, total, secs, cpu, rss, _row_writes_after_close(dsn, schema))
+
+
+def _committed(bootstrap: str, group: str, ends: dict[str, int]) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = c.committed([TopicPartition(t, 0) for t in ends], timeout=10)
+        return sum(max(0, p.offset) for p in parts)
+    finally:
+        c.close()
+
+
+def run_jdbc(settings: Settings, wl: str, rep: int, ends: dict[str, int], connect_pid: int) -> PeerRun:
+    dsn = conninfo_from(settings.sink_postgres)
+    schema, name = f"bench_jdbc_{wl}_{rep}", f"bench-jdbc-{wl}-{rep}"
+    drop_schema(dsn, schema)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    pg = settings.sink_postgres
+    include = ",".join(f"{t}:{f}" for t in ends for f in FIELDS[t.rsplit("_", 1)[1]].split(","))
+    config = {
+        **BEST_JDBC,
+        "topics": ",".join(sorted(ends)),
+        "connection.url": f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}?currentSchema={schema}",
+        "connection.username": pg.user,
+        "connection.password": pg.password.get_secret_value(),
+        "field.include.list": include,
+        "key.converter": "io.confluent.connect.avro.AvroConverter",
+        "key.converter.schema.registry.url": settings.registry.url,
+        "value.converter": "io.confluent.connect.avro.AvroConverter",
+        "value.converter.schema.registry.url": settings.registry.url,
+    }
+    base = f"http://{settings.connect.host}:{settings.connect.port}"
+    total = sum(ends.values())
+    with httpx.Client(base_url=base, timeout=60) as http:
+        http.put(f"/connectors/{name}/config", json=config).raise_for_status()
+
+        def alive() -> bool:
+            st = http.get(f"/connectors/{name}/status")
+            return st.status_code != 200 or all(t["state"] != "FAILED" for t in st.json().get("tasks", []))
+
+        bootstrap = settings.kafka.bootstrap_servers
+        try:
+            secs, cpu, rss = _timed(
+                dsn, schema, lambda: _committed(bootstrap, f"connect-{name}", ends) >= total, connect_pid, alive
+            )
+        except RuntimeError:
+            print(http.get(f"/connectors/{name}/status").text[:3000], file=sys.stderr)
+            raise
+        finally:
+            http.delete(f"/connectors/{name}")
+    return _result("jdbc-sink", wl, rep, total, secs, cpu, rss, _row_writes_after_close(dsn, schema))
+
+
+def run_plain(settings: Settings, env: dict[str, str], wl: str, rep: int, ends: dict[str, int]) -> PeerRun:
+    dsn = conninfo_from(settings.sink_postgres)
+    schema = f"bench_plain_{wl}_{rep}"
+    drop_schema(dsn, schema)
+    args = {
+        "bootstrap": settings.kafka.bootstrap_servers, "registry": settings.registry.url, "dsn": dsn,
+        "schema": schema, "group": f"bench-plain-{wl}-{rep}", "ends": ends,
+    }  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.plainloop", json.dumps(args)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
+    if proc.returncode != 0:
+        msg = f"plain loop failed ({proc.returncode})"
+        raise RuntimeError(msg)
+    res = json.loads(out.strip().splitlines()[-1])
+    with psycopg.connect(dsn) as conn:
+        c = clock(conn, schema)
+    secs = max(1e-3, c[1] - c[0]) if c else res["elapsed_s"]
+    total = sum(ends.values())
+    writes = _row_writes_after_close(dsn, schema)
+    return _result("plain-loop", wl, rep, total, secs, res["cpu_s"], res["max_rss_mb"], writes)
