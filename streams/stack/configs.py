@@ -12,6 +12,10 @@ from streams.settings import ConnectSettings, KafkaSettings, RegistrySettings
 from streams.stack.paths import StackPaths
 
 
+# 8 MiB: the largest record the stack carries end to end (broker, Connect producers, workers).
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
 def render_properties(values: dict[str, str]) -> str:
     """Java .properties text; values are written verbatim (no escaping needed for ours)."""
     return "".join(f"{key}={value}\n" for key, value in values.items())
@@ -44,6 +48,8 @@ def kafka_server_properties(kafka: KafkaSettings, paths: StackPaths) -> dict[str
         # No point waiting for more group members on a dev box; speeds up worker restarts.
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "168",
+        # Rows with a few MiB of text (JSON, TOASTed columns) must not fail Debezium's task.
+        "message.max.bytes": str(MAX_MESSAGE_BYTES),
     }
 
 
@@ -69,6 +75,8 @@ def connect_worker_properties(
         "offset.flush.interval.ms": str(connect.offset_flush_interval_ms),
         # Default 300 s keeps a dead worker's tasks unassigned for five minutes.
         "scheduled.rebalance.max.delay.ms": str(connect.scheduled_rebalance_max_delay_ms),
+        # Source connectors' producers may send what the broker accepts (message.max.bytes).
+        "producer.max.request.size": str(MAX_MESSAGE_BYTES),
         # Connectors create their own topics with explicit settings (auto creation is off).
         "topic.creation.enable": "true",
         # Secrets come from files/env through config providers, never inline in configs.
