@@ -26,6 +26,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif parts[0] == "faults":
             item.add_marker(pytest.mark.faults)
             item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.slow)
+            if item.get_closest_marker("timeout") is None:
+                # Scenarios restart JVMs several times; 300 s (the default) is too short on 2 cores.
+                item.add_marker(pytest.mark.timeout(1200))
 
 
 @pytest.hookimpl(hookwrapper=True)
