@@ -11,7 +11,6 @@ from pathlib import Path
 from streams.settings import ConnectSettings, KafkaSettings, RegistrySettings
 from streams.stack.paths import StackPaths
 
-
 # 8 MiB: the largest record the stack carries end to end (broker, Connect producers, workers).
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
