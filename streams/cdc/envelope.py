@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,8 @@ class ChangeEvent:
     partition: int = -1
     offset: int = -1
     table_id: str = ""  # ``schema.table`` (PostgreSQL) or ``database.table`` (MariaDB/MySQL)
+    # Row field → Debezium semantic type (``connect.name``), for ``streams.cdc.logical``.
+    logical_types: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def origin(self) -> MessageOrigin:
@@ -83,7 +85,13 @@ def _row(value: Any, name: str, origin: MessageOrigin) -> Row | None:
 
 
 def parse_change_event(
-    value: Any, *, key: Any = None, topic: str = "", partition: int = -1, offset: int = -1
+    value: Any,
+    *,
+    key: Any = None,
+    topic: str = "",
+    partition: int = -1,
+    offset: int = -1,
+    logical_types: Mapping[str, str] | None = None,
 ) -> ChangeEvent:
     """Build a ``ChangeEvent`` from a decoded Kafka value; raise ``EnvelopeError`` if it isn't one."""
     origin = MessageOrigin(topic, partition, offset)
@@ -126,5 +134,6 @@ def parse_change_event(
         _timestamp(source),
         position,
         table_id=table_id,
+        logical_types=logical_types or {},
         **where,
     )

@@ -3,7 +3,11 @@
 Debezium names change topics ``<topic.prefix>.<schema>.<table>`` (PostgreSQL) or
 ``<topic.prefix>.<database>.<table>`` (MariaDB/MySQL); the outbox event router's default route is
 ``outbox.event.<aggregate type>``. Dead letters go to ``<source topic>.dlq`` so each source topic's
-poison stays next to it; domain events go to ``domain.<domain>.<aggregate>`` keyed by entity id.
+poison stays next to it; domain events go to ``domain.<domain>`` keyed by entity id.
+
+The domain topic is the one the Avro contracts name (``schemas/index.json``: subjects
+``domain.<domain>-<record>`` under TopicRecordNameStrategy, several event types per topic), so
+``domain_topic`` builds exactly that and a unit test holds every contract and transform to it.
 """
 
 from __future__ import annotations
@@ -66,6 +70,16 @@ def outbox_topic(aggregate: str) -> str:
     return _checked(f"{OUTBOX_PREFIX}.{_part(aggregate, 'aggregate type')}")
 
 
-def domain_topic(domain: str, aggregate: str) -> str:
-    """Domain events of one aggregate, keyed by entity id so each entity stays ordered."""
-    return _checked(f"{DOMAIN_PREFIX}.{_part(domain, 'domain')}.{_part(aggregate, 'aggregate')}")
+def domain_topic(domain: str) -> str:
+    """Every event type of one domain (``domain.customers``), keyed by entity id so each entity's
+    events stay ordered; the contracts' subjects are ``<this topic>-<record full name>``."""
+    return _checked(f"{DOMAIN_PREFIX}.{_part(domain, 'domain')}")
+
+
+def subject_topic(subject: str) -> str:
+    """The topic of a TopicRecordNameStrategy subject ``<topic>-<record full name>``."""
+    topic, sep, record = subject.rpartition("-")
+    if not sep or not topic or not record:
+        msg = f"not a <topic>-<record> subject: {subject!r}"
+        raise ConfigError(msg)
+    return _checked(topic)

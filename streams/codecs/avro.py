@@ -6,12 +6,14 @@ sees one shape while producers evolve. The hot path is: header check, one dict l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from io import BytesIO
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
+from streams.cdc.logical import row_logical_types
 from streams.codecs.schemas import SchemaLookup, WriterSchemas, parse_for_fastavro
 from streams.codecs.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, schema_id_of
 from streams.errors import AvroBodyError, MessageOrigin
@@ -26,6 +28,7 @@ class AvroDecoder:
         self._writers = WriterSchemas(lookup)
         self._reader = parse_schema(reader_schema) if reader_schema is not None else None
         self._plans: dict[int, tuple[Any, Any]] = {}
+        self._row_types: dict[int, Mapping[str, str]] = {}
 
     def decode(self, data: bytes, origin: MessageOrigin | None = None) -> Any:
         """The record in ``data``; typed ``DecodeError`` subclasses say what is wrong with it."""
@@ -44,6 +47,20 @@ class AvroDecoder:
             msg = f"{len(data) - buffer.tell()} bytes left over after the Avro body"
             raise AvroBodyError(msg, origin)
         return value
+
+    def row_types(self, data: bytes | None) -> Mapping[str, str]:
+        """Semantic types of the row fields of the Debezium envelope in ``data`` (cached per id).
+
+        Call after ``decode`` succeeded on ``data`` (the writer schema is then known).
+        """
+        if data is None or len(data) < HEADER_SIZE:
+            return {}
+        schema_id = HEADER.unpack_from(data)[1]
+        types = self._row_types.get(schema_id)
+        if types is None:
+            plan = self._plans.get(schema_id)
+            types = self._row_types[schema_id] = row_logical_types(plan[0]) if plan else {}
+        return types
 
     def _plan(self, schema_id: int, origin: MessageOrigin | None) -> tuple[Any, Any]:
         writer = self._writers.get(schema_id, origin)

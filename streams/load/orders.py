@@ -25,6 +25,14 @@ from streams.settings import SourceMariaDBSettings
 AGGREGATE = "order"  # outbox aggregatetype: routed to outbox.event.order
 
 
+def placed_payload(
+    order_id: int, customer_id: int, total_minor: int, currency: str, lines: int
+) -> dict[str, Any]:
+    """``OrderPlaced`` outbox payload, per ``schemas/orders/outbox/OrderPlacedPayload.avsc``."""
+    return {"order_id": order_id, "customer_id": customer_id, "total_minor": total_minor,
+            "currency": currency, "item_count": lines, "status": "placed"}  # fmt: skip
+
+
 def connect(db: SourceMariaDBSettings) -> pymysql.Connection[Any]:
     return pymysql.connect(
         host=db.host, port=db.port, user=db.user, password=db.password.get_secret_value(),
@@ -106,10 +114,11 @@ class OrdersWriter:
         gift = data.large_text(rng) if large else data.maybe(rng, "Alles Gute zum Geburtstag! 🎂", 0.6)
         promised = data.maybe(rng, _naive_utc(self._base + timedelta(days=rng.randint(1, 30))))
         address = data.maybe(rng, data.canonical_json(data.address(rng)), 0.1)
+        currency = rng.choice(["EUR", "CHF", "JPY", "PLN"])
         cur.execute(
             "INSERT INTO orders (customer_id, status, currency, shipping_address, gift_message, promised_at,"
             " created_at, updated_at) VALUES (%s, 'placed', %s, %s, %s, %s, NOW(6), NOW(6))",
-            (customer, rng.choice(["EUR", "CHF", "JPY", "PLN"]), address, gift, promised),
+            (customer, currency, address, gift, promised),
         )
         key = int(cur.lastrowid)
         total = 0
@@ -128,8 +137,7 @@ class OrdersWriter:
             (total, data.money(rng, total, total), key),
         )
         rows.update({"orders": 1, "order_lines": lines})
-        placed = {"order_id": key, "customer_id": customer, "total_minor": total, "lines": lines}
-        self._outbox(cur, key, "OrderPlaced", {**placed, "status": "placed"}, rows)
+        self._outbox(cur, key, "OrderPlaced", placed_payload(key, customer, total, currency, lines), rows)
         return key
 
     def _update(self, cur: Any, key: int, rows: Counter[str]) -> None:

@@ -16,6 +16,7 @@ from streams.cdc.topics import OUTBOX_PREFIX
 from streams.codecs import AvroDecoder
 from streams.domains import HandlerRegistry, OutboxMessage
 from streams.errors import MessageOrigin, TransformError
+from streams.pipeline.previous import PreviousRows
 from streams.pipeline.publisher import Encoders, Outgoing
 from streams.sinks import AsyncPostgresSink
 
@@ -37,11 +38,15 @@ class Handler:
         registry: HandlerRegistry,
         encoders: Encoders | None,
         sink: AsyncPostgresSink,
+        previous: PreviousRows | None = None,
     ) -> None:
         self.decoder = decoder
         self.registry = registry
         self.encoders = encoders
         self.sink = sink
+        # Updates without a before image get one rebuilt from the sink, so transforms emit only
+        # what really changed (customers: REPLICA IDENTITY DEFAULT, see previous.py).
+        self.previous = previous
 
     def _decode(self, data: bytes | None, origin: MessageOrigin) -> Any:
         return None if data is None else self.decoder.decode(data, origin)
@@ -54,8 +59,15 @@ class Handler:
             events = self.registry.for_outbox(outbox_message(r, key, value))
             self.sink.batch.mark(r.topic, r.partition, r.offset)  # no rows, but the offset counts
         else:
-            change = parse_change_event(value, key=key, topic=r.topic, partition=r.partition, offset=r.offset)
-            events = self.registry.for_change(change)
+            change = parse_change_event(
+                value,
+                key=key,
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                logical_types=self.decoder.row_types(r.value),
+            )
+            events = self.registry.for_change(self.previous.fill(change) if self.previous else change)
             self.sink.add(r.partition, change)
         if self.encoders is None:
             return []

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from streams.cdc import ChangeEvent, Op
+from streams.cdc.logical import convert_logical
 from streams.errors import SinkRowError
 from streams.sinks.mapping import Column, DeletePolicy, TableMapping
 
@@ -49,9 +50,14 @@ def is_unavailable(value: Any, placeholder: str = UNAVAILABLE_VALUE) -> bool:
     return False
 
 
-def _value(col: Column, row: Mapping[str, Any]) -> Any:
+def _value(col: Column, row: Mapping[str, Any], types: Mapping[str, str]) -> Any:
+    """A column's own ``convert`` wins; otherwise the Debezium semantic type decides."""
     raw = row.get(col.source)
-    return raw if raw is None or col.convert is None else col.convert(raw)
+    if raw is None:
+        return None
+    if col.convert is not None:
+        return col.convert(raw)
+    return convert_logical(types.get(col.source), raw)
 
 
 def to_write(mapping: TableMapping, event: ChangeEvent, placeholder: str = UNAVAILABLE_VALUE) -> Write:
@@ -59,7 +65,8 @@ def to_write(mapping: TableMapping, event: ChangeEvent, placeholder: str = UNAVA
     assert event.position is not None, "tombstones carry no row"
     row: dict[str, Any] = dict(event.key) if isinstance(event.key, Mapping) else {}
     row.update(event.row or {})
-    key = tuple(_value(c, row) for c in mapping.key_columns)
+    types = event.logical_types
+    key = tuple(_value(c, row, types) for c in mapping.key_columns)
     if any(k is None for k in key):
         msg = f"key columns {list(mapping.key)} incomplete for {mapping.source_table}"
         raise SinkRowError(msg, event.origin, key)
@@ -72,7 +79,7 @@ def to_write(mapping: TableMapping, event: ChangeEvent, placeholder: str = UNAVA
             keep.add(col.name)
             values.append(None)
         else:
-            values.append(_value(col, row))
+            values.append(_value(col, row, types))
     return Write(
         mapping,
         event,

@@ -32,13 +32,14 @@ class Divergence(enum.StrEnum):
     MISSING = "missing in sink"
     EXTRA = "not in source"
     DIFFERENT = "different"
+    ENRICHMENT = "enrichment differs from the customer's directory row"
 
 
 @dataclass(frozen=True)
 class DivergentKey:
     key: Key
     kind: Divergence
-    columns: tuple[str, ...] = ()  # for DIFFERENT: the value columns that differ
+    columns: tuple[str, ...] = ()  # for DIFFERENT: the value columns that differ; ENRICHMENT: details
 
 
 @dataclass

@@ -19,6 +19,7 @@ from streams.settings import Settings
 from streams.sinks.mapping import TableMapping
 from streams.verify import connections
 from streams.verify.compare import TableResult, compare_table
+from streams.verify.enrichment import CHECK_NAME, applies, check_enrichment, materialized
 from streams.verify.normalize import Dialect
 from streams.verify.readers import SqlReader, source_columns
 from streams.verify.spec import TableSpec, spec_for, split_source
@@ -87,6 +88,15 @@ def verify_once(
                 conn.rollback()
         result.derived = spec.derived
         results.append(result)
+    schema = applies(list(mappings))
+    if schema is not None:
+        try:
+            if materialized(dbs.sink, schema):
+                results.append(check_enrichment(dbs.sink, schema, options.limit))
+        except psycopg.Error as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            results.append(TableResult(CHECK_NAME, error=f"{type(exc).__name__}: {first_line}"))
+            dbs.sink.rollback()
     return results
 
 

@@ -1,10 +1,13 @@
 """``public.customers`` row changes → CustomerRegistered / EmailChanged / ProfileUpdated / Deleted.
 
 Pure. Snapshot reads count as registrations (a consumer starting from scratch must learn every
-customer). With PostgreSQL's default replica identity an update carries no ``before`` image, so
-the transform cannot tell what changed: it then emits the current email (``old_email`` null, as
-the contract allows) and the current profile fields. Changes to columns outside the contracts
-(tier, timestamps) produce no event.
+customer). ``public.customers`` keeps PostgreSQL's default replica identity (RELIABILITY S3 must
+hold with it), so Debezium sends updates without a ``before`` image; the worker rebuilds one from
+the sink's previous row (``streams.pipeline.previous``), and then an email change is emitted only
+when the email really changed, a profile update only when name or phone did. When no honest
+``before`` exists (a replay behind the sink, an unknown customer) the transform emits the current
+email (``old_email`` null, as the contract allows) and the current profile fields. Changes to
+columns outside the contracts (tier, timestamps, bio, …) produce no event.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from streams.cdc import ChangeEvent, Op
+from streams.cdc.topics import domain_topic
 from streams.domains.events import DomainEvent, event_id, position_record, source_name, version_of
 from streams.errors import TransformError
 
 if TYPE_CHECKING:
     from streams.domains.registry import HandlerRegistry
 
-TOPIC = "domain.customers"
+TOPIC = domain_topic("customers")
 SOURCE_TABLE = "public.customers"
 NAMESPACE = "dev.changefeed.customers"
 

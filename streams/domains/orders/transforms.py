@@ -5,7 +5,9 @@ the outbox — not a diff of the ``orders`` rows — is the source of order even
 are materialized by the shipping mappings instead; deriving events from both would duplicate
 them). The event id is the outbox row's own id. The EventRouter drops the source block, so an
 outbox event has no binlog coordinates: its version is its offset in the outbox topic, which is
-keyed by order id and therefore ordered per order.
+keyed by order id and therefore ordered per order. Payloads follow the orders service's
+contract in ``schemas/orders/outbox/`` (checked by ``payloads.check_payload``; violations are
+poison and go to the dead-letter topic).
 """
 
 from __future__ import annotations
@@ -13,26 +15,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from streams.cdc.topics import domain_topic
 from streams.domains.events import DomainEvent, OutboxMessage
+from streams.domains.orders.payloads import check_payload
 from streams.errors import TransformError
 
 if TYPE_CHECKING:
     from streams.domains.registry import HandlerRegistry
 
-TOPIC = "domain.orders"
+TOPIC = domain_topic("orders")
 AGGREGATE = "order"
 NAMESPACE = "dev.changefeed.orders"
 STATUSES = frozenset({"PENDING", "PAID", "SHIPPED", "DELIVERED", "CANCELLED"})
 
 
-# The orders service's payloads predate the contracts; accept its names for the same facts.
-ALIASES = {"new_status": "status", "item_count": "lines"}
-# The orders table's own column default: an order without a currency is in EUR at the source.
-DEFAULT_CURRENCY = "EUR"
-
-
 def _field(msg: OutboxMessage, name: str, kind: type) -> Any:
-    value = msg.payload.get(name, msg.payload.get(ALIASES.get(name, "")))
+    value = msg.payload.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
         want = kind.__name__
         where = f"{msg.topic}[{msg.partition}]@{msg.offset}"
@@ -52,13 +50,13 @@ def _placed(msg: OutboxMessage) -> dict[str, Any]:
     return {
         "customer_id": _field(msg, "customer_id", int),
         "total_minor": _field(msg, "total_minor", int),
-        "currency": str(msg.payload.get("currency") or DEFAULT_CURRENCY),
+        "currency": _field(msg, "currency", str),
         "item_count": _field(msg, "item_count", int),
     }
 
 
 def _status_changed(msg: OutboxMessage) -> dict[str, Any]:
-    new = _status(_field(msg, "new_status", str))
+    new = _status(_field(msg, "status", str))
     return {"old_status": _status(msg.payload.get("old_status")), "new_status": new}
 
 
@@ -79,6 +77,7 @@ def order_events(msg: OutboxMessage) -> list[DomainEvent]:
     build = _DATA.get(msg.event_type)
     if build is None:
         return []
+    check_payload(msg.event_type, msg.payload, f"{msg.topic}[{msg.partition}]@{msg.offset}")
     order_id = _field(msg, "order_id", int)
     return [
         DomainEvent(

@@ -6,7 +6,7 @@ offsets still commit in one transaction (a crash in between leaves nothing half-
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import psycopg
@@ -16,11 +16,19 @@ from streams.domains.shipping.mappings import CUSTOMERS_TABLE, ORDERS_TABLE, shi
 from streams.sinks import AsyncPostgresSink, FlushResult
 from streams.sinks.classify import Failure, classify, unavailable
 from streams.sinks.flush import Step, flush_steps
+from streams.sinks.mapping import with_extra_columns
 
 
 class ShippingSink(AsyncPostgresSink):
-    def __init__(self, conninfo: str, consumer_group: str, schema: str = "public") -> None:
-        super().__init__(conninfo, shipping_mappings(schema), consumer_group, control_schema=schema)
+    def __init__(
+        self,
+        conninfo: str,
+        consumer_group: str,
+        schema: str = "public",
+        extra_columns: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        mappings = with_extra_columns(shipping_mappings(schema), extra_columns or {})
+        super().__init__(conninfo, mappings, consumer_group, control_schema=schema)
         self.schema = schema
 
     async def ensure_schema(self, audit: bool = False) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from streams.domains import OutboxMessage, default_registry
 from streams.domains.orders import order_events
+from streams.domains.orders.payloads import check_payload
 from streams.errors import TransformError
 
 AT = datetime(2026, 1, 2, tzinfo=UTC)
@@ -36,11 +37,7 @@ def test_order_placed_from_the_outbox() -> None:
     }
 
 
-def test_the_order_services_own_field_names_are_accepted() -> None:
-    (placed,) = order_events(message("OrderPlaced", {"order_id": 6, "customer_id": 1, "total_minor": 5,
-                                                     "lines": 2}))  # fmt: skip
-    assert placed.data["item_count"] == 2
-    assert placed.data["currency"] == "EUR"
+def test_status_payloads_map_to_the_domain_statuses() -> None:
     (changed,) = order_events(message("OrderStatusChanged", {"order_id": 6, "status": "shipped"}))
     assert changed.data == {"order_id": 6, "old_status": None, "new_status": "SHIPPED"}
     (odd,) = order_events(message("OrderStatusChanged", {"order_id": 6, "status": "lost"}))
@@ -62,3 +59,44 @@ def test_unknown_aggregate_is_counted() -> None:
     registry = default_registry()
     assert registry.for_outbox(message("X", {}, aggregate="invoice")) == []
     assert registry.unmapped["outbox:invoice"] == 1
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"order_id": 6, "customer_id": 1, "total_minor": 5, "lines": 2, "currency": "EUR"},  # old name
+        {"order_id": 6, "customer_id": 1, "total_minor": 5, "item_count": 2},  # no currency
+        {"order_id": 6, "customer_id": 1, "total_minor": 5, "item_count": 2, "currency": "euro"},
+        {"order_id": "6", "customer_id": 1, "total_minor": 5, "item_count": 2, "currency": "EUR"},
+        {"order_id": 6, "customer_id": True, "total_minor": 5, "item_count": 2, "currency": "EUR"},
+    ],
+)
+def test_placed_payloads_violating_the_contract_are_poison(payload: dict[str, Any]) -> None:
+    with pytest.raises(TransformError, match=r"OrderPlacedPayload\.avsc"):
+        order_events(message("OrderPlaced", payload))
+
+
+def test_the_load_generators_payloads_follow_the_contract() -> None:
+    from streams.load.orders import placed_payload
+
+    payload = placed_payload(6, 1, 1999, "CHF", 3)
+    check_payload("OrderPlaced", payload, "test")
+    (e,) = order_events(message("OrderPlaced", payload))
+    assert e.data == {
+        "order_id": 6,
+        "customer_id": 1,
+        "total_minor": 1999,
+        "currency": "CHF",
+        "item_count": 3,
+    }
+    for event_type in ("OrderStatusChanged", "OrderCancelled"):
+        check_payload(event_type, {"order_id": 6, "status": "shipped"}, "test")
+
+
+def test_a_contract_violation_is_dead_lettered_by_the_handler() -> None:
+    """The handler raises the permanent ``TransformError``: the loop's signal to dead-letter."""
+    from streams.errors import PermanentError
+
+    assert issubclass(TransformError, PermanentError)
+    with pytest.raises(TransformError):
+        order_events(message("OrderStatusChanged", {"order_id": 6}))

@@ -1,0 +1,75 @@
+"""Prometheus metrics of one worker, served on ``WorkerSettings.metrics_port`` (0: off).
+
+Labels stay low-cardinality: topic, sink table, conflict reason — never keys or ids. The worker's
+own registry (not the process default) keeps tests and several pipelines in one process apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from streams.sinks import FlushResult
+from streams.sinks.batch import Write
+
+log = logging.getLogger(__name__)
+
+
+class PipelineMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter(
+            "changefeed_events_consumed", "Records polled from Kafka.", ["topic"], registry=r
+        )
+        self.applied = Counter(
+            "changefeed_events_applied",
+            "Rows the sink committed (version guard passed).",
+            ["table"],
+            registry=r,
+        )
+        self.conflicts = Counter(
+            "changefeed_conflicts",
+            "Writes the version guard refused or ledgered.",
+            ["table", "reason"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "changefeed_dead_lettered", "Records sent to <topic>.dlq.", ["topic"], registry=r
+        )
+        self.flush_seconds = Histogram(
+            "changefeed_flush_latency_seconds",
+            "One sink flush: rows, enrichment, ledger and offsets in one transaction.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+
+    def observe_records(self, records: Sequence[Any]) -> None:
+        for topic, n in Tally(r.topic for r in records).items():
+            self.consumed.labels(topic=topic).inc(n)
+
+    def observe_flush(self, writes: Iterable[Write], result: FlushResult, seconds: float) -> None:
+        """``writes``: the de-duplicated writes the flush sent; the refused ones are subtracted."""
+        self.flush_seconds.observe(seconds)
+        sent = Tally(w.mapping.sink_table for w in writes)
+        refused = Tally(c.sink_table for c in result.conflicts if c.reason != "overwrote_newer")
+        for c in result.conflicts:
+            self.conflicts.labels(table=c.sink_table, reason=c.reason).inc()
+        for table, n in sent.items():
+            self.applied.labels(table=table).inc(max(0, n - refused[table]))
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> bool:
+        """Start the scrape endpoint; a taken port (a second worker on this host) only warns."""
+        if not port:
+            return False
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            log.warning("metrics endpoint %s:%d not started: %s", host, port, exc)
+            return False
+        log.info("metrics on http://%s:%d/metrics", host, port)
+        return True

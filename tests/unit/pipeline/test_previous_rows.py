@@ -1,0 +1,66 @@
+"""Customer updates without a before image: the sink's previous row decides what changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.domains.customers.transforms import customer_events
+from streams.domains.shipping import shipping_mappings
+from streams.pipeline.previous import PreviousRows
+from streams.sinks.flush import SinkCore
+from tests.unit.sinks.sink_events import pg_event
+
+ROW = {"id": 7, "email": "a@x.test", "first_name": "Ada", "last_name": "L", "phone": None, "tier": "gold"}
+
+
+class FakeSink(SinkCore):
+    conninfo = "unused"
+
+
+class NoDb(PreviousRows):
+    """Answers lookups from a dict instead of the sink database."""
+
+    def __init__(self, sink: Any, stored: dict[tuple[Any, ...], tuple[Any, ...]]) -> None:
+        super().__init__(sink, frozenset({"public.customers"}))
+        self.stored = stored
+
+    def _lookup(self, m: Any, key: tuple[Any, ...], names: list[str]) -> tuple[Any, ...] | None:
+        self.lookups += 1
+        return self.stored.get(key)
+
+
+def types(change: Any, prev: PreviousRows) -> list[str]:
+    return [e.record.rsplit(".", 1)[1] for e in customer_events(prev.fill(change))]
+
+
+def test_only_real_changes_are_emitted_using_the_batch_then_the_sink() -> None:
+    sink = FakeSink(shipping_mappings(), "g")
+    prev = NoDb(sink, {})
+    sink.add(0, pg_event("c", ROW, 10))
+    # Buffered insert is the previous row: a tier-only update changes nothing the contracts know.
+    assert types(pg_event("u", {**ROW, "tier": "silver"}, 20), prev) == []
+    email = pg_event("u", {**ROW, "email": "b@x.test"}, 30)
+    [changed] = customer_events(prev.fill(email))
+    assert changed.data == {"customer_id": 7, "old_email": "a@x.test", "new_email": "b@x.test"}
+    assert prev.lookups == 0
+
+
+def test_the_sink_row_counts_only_when_it_is_older_than_the_event() -> None:
+    sink = FakeSink(shipping_mappings(), "g")
+    older = pg_event("c", ROW, 10).position.to_bytes()  # type: ignore[union-attr]
+    newer = pg_event("c", ROW, 99).position.to_bytes()  # type: ignore[union-attr]
+    stored = ("a@x.test", "Ada", "L", None, "gold", "Ada L", "bio", older)
+    prev = NoDb(sink, {(7,): stored})
+    assert types(pg_event("u", {**ROW, "phone": "+41"}, 20), prev) == ["CustomerProfileUpdated"]
+    prev.stored = {(7,): (*stored[:-1], newer)}  # a replay behind the sink: no honest before image
+    assert types(pg_event("u", ROW, 20), prev) == ["CustomerEmailChanged", "CustomerProfileUpdated"]
+    prev.stored = {}  # a customer the sink has never seen
+    assert types(pg_event("u", ROW, 20), prev) == ["CustomerEmailChanged", "CustomerProfileUpdated"]
+
+
+def test_inserts_deletes_and_other_tables_are_left_alone() -> None:
+    sink = FakeSink(shipping_mappings(), "g")
+    prev = NoDb(sink, {})
+    for change in (pg_event("c", ROW, 10), pg_event("d", ROW, 11), pg_event("u", ROW, 12, table="other")):
+        assert prev.fill(change) is change
+    assert prev.lookups == 0
