@@ -19,10 +19,12 @@ from mode import Service, Worker
 from streams.codecs import AvroDecoder
 from streams.domains import default_registry
 from streams.domains.customers import TOPIC as CUSTOMERS_TOPIC
+from streams.domains.customers.transforms import SOURCE_TABLE as CUSTOMERS_SOURCE
 from streams.domains.orders import TOPIC as ORDERS_TOPIC
 from streams.domains.shipping import ShippingSink
 from streams.errors import ChangefeedError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
+from streams.pipeline.previous import PreviousRows
 from streams.pipeline.publisher import Encoders
 from streams.pipeline.topics import ensure_topics
 from streams.registry.client import RegistryClient
@@ -43,6 +45,10 @@ class PipelineService(Service):
 
     def _build(self) -> Pipeline:
         s, w = self.settings, self.settings.worker
+        # First: its mappings are validated here, and a ConfigError leaves no client to close.
+        sink = ShippingSink(
+            conninfo_from(s.sink_postgres), w.app_id, self.ps.sink_schema, self.ps.extra_columns
+        )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka.bootstrap_servers,
             group_id=w.app_id,
@@ -61,20 +67,23 @@ class PipelineService(Service):
             linger_ms=5,
         )
         registry = RegistryClient(s.registry.url)
-        sink = ShippingSink(conninfo_from(s.sink_postgres), w.app_id, self.ps.sink_schema)
         encoders = Encoders(registry) if self.ps.publish_domain_events else None
-        handler = Handler(AvroDecoder(registry), default_registry(), encoders, sink)
+        # Only the transforms' events need the rebuilt before image; without publishing, skip it.
+        previous = PreviousRows(sink, frozenset({CUSTOMERS_SOURCE})) if encoders is not None else None
+        handler = Handler(AvroDecoder(registry), default_registry(), encoders, sink, previous)
         return Pipeline(consumer, producer, sink, handler, self.ps)
 
     async def on_start(self) -> None:
+        # Built first: a bad mapping (ConfigError) fails the start before any topic or table is touched.
+        p = self.pipeline = self._build()
         ensure_topics(
             self.settings.kafka.bootstrap_servers,
             self.ps.topics,
             DOMAIN_TOPICS if self.ps.publish_domain_events else (),
             self.ps.created_topic_partitions,
         )
-        p = self.pipeline = self._build()
         await p.backoff.retry("sink schema setup", p.sink.ensure_schema)
+        p.metrics.serve(self.settings.worker.metrics_port)
         await p.producer.start()
         p.consumer.subscribe(list(self.ps.topics), listener=Rebalance(p))
         await p.consumer.start()

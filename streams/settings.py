@@ -117,6 +117,9 @@ class WorkerSettings(_Section):
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 3.0
     web_port: int = 6066
+    # Prometheus scrape endpoint on 127.0.0.1 (0 turns it off). A second worker on the same host
+    # finds it taken and runs without one (logged); give each its own port to scrape all.
+    metrics_port: int = 9108
 
 
 class PipelineSettings(_Section):
@@ -138,6 +141,13 @@ class PipelineSettings(_Section):
     # Partitions for the DLQ and domain topics this worker creates when they are missing.
     created_topic_partitions: int = 1
     publish_domain_events: bool = True
+    # TEST-ONLY fault hook (K2), off at 0: after this many committed sink flushes the process
+    # exits at once (os._exit), after the sink transaction and before the Kafka commit.
+    fault_exit_after_flushes: int = 0
+    # Source columns added after release, mapped without a code change: {source table: {source
+    # column: "sink_name[:type]"}}, e.g. {"public.customers": {"bio": "bio:text"}}. The sink adds
+    # the column at startup; colliding names fail the worker's start (validate_mappings).
+    extra_columns: dict[str, dict[str, str]] = {}
 
 
 class Settings(BaseSettings):

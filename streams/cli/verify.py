@@ -35,9 +35,9 @@ def register(app: typer.Typer) -> None:
 SinkSchema = Annotated[str, typer.Option(help="Sink schema holding the shipping tables.")]
 
 
-def _mappings(schema: str) -> list[TableMapping]:
+def _mappings(schema: str, settings: Settings) -> list[TableMapping]:
     try:
-        return shipping_mappings(schema)
+        return shipping_mappings(schema, settings.pipeline.extra_columns)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -62,7 +62,7 @@ def verify(
 ) -> None:
     """Compare every mapped source table with its materialized table; exit 1 on any divergence."""
     settings = settings_of(ctx)
-    mappings = _mappings(sink_schema)
+    mappings = _mappings(sink_schema, settings)
     options = VerifyOptions(chunk_size=chunk_size, limit=limit)
     with open_databases(settings) as dbs:
         if wait is None:
@@ -88,7 +88,7 @@ def verify(
 def lag(ctx: typer.Context, sink_schema: SinkSchema = "public") -> None:
     """Per topic partition: newest offset seen vs applied, and the age of the oldest unapplied change."""
     settings = settings_of(ctx)
-    mappings = _mappings(sink_schema)
+    mappings = _mappings(sink_schema, settings)
     topics = _change_topics(settings, mappings)
     with open_databases(settings) as dbs:
         rows = measure_lag(settings.kafka.bootstrap_servers, dbs.sink, topics, sink_schema)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -26,12 +28,14 @@ from aiokafka import (  # type: ignore[import-untyped]  # aiokafka ships no py.t
 from streams.errors import ChangefeedError, SinkRowError, TransientError
 from streams.pipeline.deadletter import Poison, dlq_headers
 from streams.pipeline.handle import Handler, Record
+from streams.pipeline.metrics import PipelineMetrics
 from streams.pipeline.publisher import Outgoing, publish
 from streams.pipeline.settings import PipelineSettings
 from streams.sinks import AsyncPostgresSink, FlushResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+FAULT_EXIT_CODE = 70  # the test-only crash hook's exit status (EX_SOFTWARE)
 
 
 class Backoff:
@@ -80,6 +84,7 @@ class Pipeline:
         self.backoff = Backoff(settings, self.stopping)
         self.lock = asyncio.Lock()  # a batch and a rebalance never interleave
         self.stats = {"records": 0, "applied": 0, "dead_letters": 0, "flushes": 0}
+        self.metrics = PipelineMetrics()
 
     async def run(self) -> None:
         while not self.stopping.is_set():
@@ -92,6 +97,7 @@ class Pipeline:
                     await self.process(records)
 
     async def process(self, records: Sequence[Any]) -> FlushResult:
+        self.metrics.observe_records(records)
         outgoing: list[Outgoing] = []
         by_offset: dict[tuple[str, int, int], Any] = {}
         for r in records:
@@ -105,12 +111,28 @@ class Pipeline:
                 return list(await asyncio.gather(*acks))
 
             await self.backoff.retry("publish ack", acked)
+        started = time.perf_counter()
+        writes = self.sink.batch.newest()
         result = await self._flush(by_offset)
+        self.metrics.observe_flush(writes, result, time.perf_counter() - started)
         self.stats["records"] += len(records)
         self.stats["applied"] += result.applied
         self.stats["flushes"] += 1
+        if result.duplicates or result.stale:  # replays and zombie flushes end here, visibly
+            log.info(
+                "version guard refused %d duplicate and %d stale writes", result.duplicates, result.stale
+            )
+        self._fault_exit_after_flush()
         await self._commit(result)
         return result
+
+    def _fault_exit_after_flush(self) -> None:
+        """TEST-ONLY (K2): die between the sink commit and the Kafka commit; off by default."""
+        limit = self.settings.fault_exit_after_flushes
+        if limit and self.stats["flushes"] >= limit:
+            log.warning("fault hook: exiting after %d committed flushes, before the Kafka commit", limit)
+            logging.shutdown()
+            os._exit(FAULT_EXIT_CODE)
 
     async def _handle(self, r: Record) -> list[Outgoing]:
         async def once() -> list[Outgoing]:
@@ -151,6 +173,7 @@ class Pipeline:
 
         await self.backoff.retry(f"dead letter of {r.topic}[{r.partition}]@{r.offset}", send)
         self.stats["dead_letters"] += 1
+        self.metrics.dead_letters.labels(topic=r.topic).inc()
 
     async def _commit(self, result: FlushResult) -> None:
         """Kafka commit: an optimization after the sink transaction (the sink's offsets win)."""

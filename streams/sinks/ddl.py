@@ -60,6 +60,18 @@ def materialized_table_ddl(m: TableMapping) -> list[sql.Composed]:
     return stmts
 
 
+def added_columns_ddl(m: TableMapping) -> list[sql.Composed]:
+    """Value columns mapped after the table was created (an extra column, a later release).
+
+    Added in place; existing rows keep NULL until their next change (or a re-snapshot).
+    """
+    table = ident(m.sink_schema, m.sink_table)
+    return [
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {}").format(table, d)
+        for d in _column_defs(m.value_columns, False)
+    ]
+
+
 def control_tables_ddl(schema: str) -> list[sql.Composed]:
     """Offsets stored with the rows, the conflict ledger and the position audit log."""
     return [

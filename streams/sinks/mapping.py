@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams.errors import ConfigError
@@ -149,3 +149,28 @@ def validate_mappings(mappings: Iterable[TableMapping]) -> dict[str, TableMappin
             msg = f"sink table {m.sink_table!r} uses the prefix reserved for changefeed's own tables"
             raise ConfigError(msg)
     return by_source
+
+
+def with_extra_columns(
+    mappings: Iterable[TableMapping], extra: Mapping[str, Mapping[str, str]]
+) -> list[TableMapping]:
+    """``mappings`` with operator-added value columns: ``{source table: {source column: spec}}``.
+
+    ``spec`` is ``"sink_name"`` or ``"sink_name:type"`` (type defaults to ``text``). This is how a
+    column added to a source later (``ALTER TABLE … ADD COLUMN``) is mapped without a code change
+    (``CHANGEFEED_PIPELINE__EXTRA_COLUMNS``); the sink adds the column at startup. Names are not
+    checked here: ``validate_mappings`` rejects collisions at startup like any other mapping.
+    """
+    out = list(mappings)
+    by_source = {m.source_table: i for i, m in enumerate(out)}
+    for table, columns in extra.items():
+        if table not in by_source:
+            msg = f"extra columns for {table!r}, which no mapping reads (mapped: {sorted(by_source)})"
+            raise ConfigError(msg)
+        i = by_source[table]
+        added = []
+        for source, spec in columns.items():
+            name, _, type_ = spec.partition(":")
+            added.append(Column(source, name.strip(), type_.strip() or "text"))
+        out[i] = replace(out[i], columns=(*out[i].columns, *added))
+    return out

@@ -18,7 +18,12 @@ from streams.errors import SinkRowError, SinkUnavailableError
 from streams.settings import DatabaseSettings
 from streams.sinks.classify import Failure, classify, unavailable
 from streams.sinks.contract import FlushResult
-from streams.sinks.ddl import audit_trigger_ddl, control_tables_ddl, materialized_table_ddl
+from streams.sinks.ddl import (
+    added_columns_ddl,
+    audit_trigger_ddl,
+    control_tables_ddl,
+    materialized_table_ddl,
+)
 from streams.sinks.flush import SinkCore, Step, flush_steps, write_steps
 from streams.sinks.mapping import TableMapping
 from streams.sinks.offsets import load_offsets_sql
@@ -42,7 +47,7 @@ def conninfo_from(db: DatabaseSettings, connect_timeout_s: int = 5) -> str:
 def schema_steps(core: SinkCore, audit: bool) -> list[Step]:
     stmts = control_tables_ddl(core.control_schema)
     for m in core.mappings.values():
-        stmts += materialized_table_ddl(m)
+        stmts += materialized_table_ddl(m) + added_columns_ddl(m)
         if audit:
             stmts += audit_trigger_ddl(m, core.control_schema)
     return [Step(s, (), False) for s in stmts]

@@ -6,11 +6,16 @@ from the pipeline's idea of what a sink table holds.
 
 from __future__ import annotations
 
-from streams.sinks.mapping import TableMapping, validate_mappings
+from collections.abc import Mapping
+
+from streams.sinks.mapping import TableMapping, validate_mappings, with_extra_columns
 
 
-def shipping_mappings(schema: str = "public") -> list[TableMapping]:
-    """The validated mappings of the shipping service (``ConfigError`` if they are inconsistent)."""
+def shipping_mappings(
+    schema: str = "public", extra_columns: Mapping[str, Mapping[str, str]] | None = None
+) -> list[TableMapping]:
+    """The validated mappings of the shipping service (``ConfigError`` if they are inconsistent),
+    with the same ``extra_columns`` the workers were given (``PipelineSettings.extra_columns``)."""
     from streams.domains.shipping import shipping_mappings as declared
 
-    return list(validate_mappings(declared(schema)).values())
+    return list(validate_mappings(with_extra_columns(declared(schema), extra_columns or {})).values())

@@ -159,6 +159,7 @@ def _task_failed(status: ConnectorStatus) -> bool:
     return bool(status.failed_tasks)
 
 
+@pytest.mark.scenario("S2")
 def test_incompatible_change_is_refused_and_fails_the_task(
     connect_up: None, settings: Settings, registry: RegistryProcess, ours: RegistryClient
 ) -> None:

@@ -59,6 +59,7 @@ def test_subjects_versions_and_ids(http: httpx.Client, subject: str) -> None:
     assert call(http, "GET", "/mode") == {"mode": "READWRITE"}
 
 
+@pytest.mark.scenario("B3")
 def test_errors(http: httpx.Client, subject: str) -> None:
     call(http, "POST", f"/subjects/{subject}/versions", schema=rec(A))
     assert call(http, "GET", f"/subjects/{subject}-x/versions", 404)["error_code"] == 40401
