@@ -356,6 +356,18 @@ class FaultPipeline:
         poll(caught_up, timeout_s, "sink lag 0")
         return round(time.monotonic() - started, 1)
 
+    def wait_quiet(self, quiet_s: float = 5.0, timeout_s: float = 120.0) -> None:
+        """Until the change topics gained nothing for ``quiet_s`` (no load, capture drained)."""
+        last = {"ends": self.end_offsets(self.topics), "at": time.monotonic()}
+
+        def quiet() -> bool:
+            now = self.end_offsets(self.topics)
+            if now != last["ends"]:
+                last.update(ends=now, at=time.monotonic())
+            return time.monotonic() - float(str(last["at"])) >= quiet_s
+
+        poll(quiet, timeout_s, f"{quiet_s:.0f} s without new change events", 1.0)
+
     def dlq_counts(self) -> dict[str, int]:
         """Dead letters per DLQ topic (end offsets: everything ever dead-lettered)."""
         counts: dict[str, int] = {}
