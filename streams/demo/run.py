@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from kafka import KafkaAdminClient
 from psycopg import sql
 
 from streams.demo import measure, steps
@@ -35,6 +36,8 @@ Say = Callable[[str], None]
 # Workers create the sink tables on start; a cold Faust start with two members rebalancing takes
 # ~10-20 s on 2 cores.
 TABLES_TIMEOUT_S = 90.0
+# Two workers join, sync and settle in ~10-20 s; a loaded 2-core box takes longer.
+GROUP_TIMEOUT_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,25 @@ def wait_for_tables(
             return
         time.sleep(0.5)  # polling a catalog lookup; cheap
     msg = f"the workers did not create {missing} within {TABLES_TIMEOUT_S:.0f} s"
+    raise StackError(msg)
+
+
+def wait_for_group(settings: Settings, members: int, workers: steps.Workers) -> None:
+    """Start the load only once every worker holds its partitions: otherwise the first seconds
+    of latency measure the group's join and rebalance, not the pipeline."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    group = settings.worker.app_id
+    try:
+        deadline = time.monotonic() + GROUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            workers.check_alive()
+            state = admin.describe_groups([group]).get(group, {})
+            if state.get("group_state") == "Stable" and len(state.get("members", [])) == members:
+                return
+            time.sleep(0.5)  # polling the group coordinator
+    finally:
+        admin.close()
+    msg = f"the {members} workers did not form a stable group {group!r} within {GROUP_TIMEOUT_S:.0f} s"
     raise StackError(msg)
 
 
@@ -163,6 +185,7 @@ def run_demo(
             say(f"worker started, log: {log}")
         with open_databases(settings) as dbs:
             wait_for_tables(dbs.sink, mappings, workers)
+            wait_for_group(settings, options.workers, workers)
             install_audit(dbs.sink, mappings)
             before = end_offsets(settings.kafka.bootstrap_servers)
             say(f"load: {options.plan.rate:g} tx/s for {options.plan.duration_s:g} s, mix {options.plan.mix}")
