@@ -23,7 +23,7 @@ from streams.connect.definitions import (
 from streams.services.migrate import migrate_all
 from streams.services.secrets import read_properties
 from streams.settings import Settings, load_settings
-from tests.integration.connect.connect_it_helpers import poll
+from tests.polling import poll
 
 REPO = Path(__file__).resolve().parents[3]
 CONNECTORS = REPO / "connectors"

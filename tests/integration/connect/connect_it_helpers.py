@@ -1,29 +1,14 @@
-"""Helpers shared by the Connect integration tests: polling with deadlines, topic watermarks."""
+"""Helpers shared by the Connect integration tests: topic watermarks, definitions on disk."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.connect.definitions import ConnectorDefinition
 from streams.settings import Settings
-
-
-def poll(check: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.5) -> object:
-    """Return check()'s first truthy value; fail with ``what`` at the deadline (no blind sleeps)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 def high_watermark(settings: Settings, topic: str) -> int:

@@ -12,7 +12,8 @@ from streams.connect.client import ConnectClient
 from streams.connect.definitions import ConnectorDefinition
 from streams.connect.signals import send_snapshot_signal
 from streams.settings import Settings
-from tests.integration.connect.connect_it_helpers import high_watermark, poll
+from tests.integration.connect.connect_it_helpers import high_watermark
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ from streams.connect.apply import apply_definition
 from streams.connect.client import ConnectClient
 from streams.connect.definitions import ConnectorDefinition
 from streams.settings import Settings
-from tests.integration.connect.connect_it_helpers import high_watermark, poll
+from tests.integration.connect.connect_it_helpers import high_watermark
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +20,6 @@ from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 SOURCE_TOPIC = "customers.public.customers"
-
-
-def poll(check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 class Worker:

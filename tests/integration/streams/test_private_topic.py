@@ -13,7 +13,8 @@ from kafka import KafkaConsumer
 from streams.codecs.wire import frame
 from streams.pipeline import parse_headers
 from streams.settings import Settings
-from tests.integration.streams.helpers import Crafter, Worker, committed, end_offsets, poll, stored_offsets
+from tests.integration.streams.helpers import Crafter, Worker, committed, end_offsets, stored_offsets
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[tuple[object, ...]]

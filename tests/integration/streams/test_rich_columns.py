@@ -22,8 +22,9 @@ from streams.codecs import AvroDecoder
 from streams.load.data import LARGE_TEXT_BYTES, canonical_json, large_text
 from streams.registry.client import RegistryClient
 from streams.settings import Settings
-from tests.integration.streams.helpers import Worker, poll
+from tests.integration.streams.helpers import Worker
 from tests.integration.streams.test_sources import Conn, customers_db, one, orders_db
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 CUSTOMERS_TOPIC = "customers.public.customers"

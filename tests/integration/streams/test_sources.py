@@ -12,7 +12,8 @@ import pymysql
 import pytest
 
 from streams.settings import Settings
-from tests.integration.streams.helpers import Worker, poll
+from tests.integration.streams.helpers import Worker
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[tuple[object, ...]]

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from streams.settings import Settings
-from tests.integration.streams.helpers import Worker, poll
+from tests.integration.streams.helpers import Worker
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 SERIES = re.compile(r"^(?P<name>[a-z_]+)(\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
