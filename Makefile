@@ -7,7 +7,7 @@ CF := $(BIN)/changefeed
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install demo test test-unit test-integration faults bench lint up down status clean
+.PHONY: install demo test test-unit test-integration faults bench bench-codec lint up down status clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,13 @@ faults: install
 # Performance against the peers on a private stack (ports +400): bench/results/<date>.{json,md,png}.
 # Quick (~5 min):  make bench BENCH_ARGS=--quick
 BENCH_ARGS ?=
-bench: install
+bench: bench-codec
 	PYTHONPATH=$(CURDIR) $(BIN)/python -m bench $(BENCH_ARGS)
+
+# Our fastavro codec vs confluent-kafka's AvroDeserializer on the same Debezium-shaped bytes
+# (and the registry's register/lookup latency); needs the local stack's Kafka.
+bench-codec: up
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/codec_bench.py
 
 lint: install
 	$(BIN)/ruff check streams tests
