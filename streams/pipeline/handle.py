@@ -7,15 +7,15 @@ type and id in headers); every other topic carries Debezium change events for th
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from streams.cdc import parse_change_event
-from streams.cdc.topics import OUTBOX_PREFIX
+from streams.cdc.topics import OUTBOX_PREFIX, parse_table_topic
 from streams.codecs import AvroDecoder
 from streams.domains import HandlerRegistry, OutboxMessage
-from streams.errors import MessageOrigin, TransformError
+from streams.errors import ConfigError, DecodeError, MessageOrigin, TransformError
 from streams.pipeline.previous import PreviousRows
 from streams.pipeline.publisher import Encoders, Outgoing
 from streams.sinks import AsyncPostgresSink
@@ -50,6 +50,24 @@ class Handler:
 
     def _decode(self, data: bytes | None, origin: MessageOrigin) -> Any:
         return None if data is None else self.decoder.decode(data, origin)
+
+    def prefetch(self, records: Sequence[Record]) -> None:
+        """One sink query per poll for the rows its updates replace (not one per update)."""
+        if self.previous is None or self.encoders is None:
+            return
+        keys: dict[str, list[Mapping[str, Any]]] = {}
+        for r in records:
+            if r.key is None or r.topic.startswith(OUTBOX_PREFIX + "."):
+                continue
+            try:
+                t = parse_table_topic(r.topic)
+                key = self._decode(r.key, MessageOrigin(r.topic, r.partition, r.offset))
+            except (ConfigError, DecodeError):
+                continue  # handle() reports it (or the topic is not a table's)
+            table = f"{t.schema}.{t.table}"
+            if table in self.previous.tables and isinstance(key, Mapping):
+                keys.setdefault(table, []).append(key)
+        self.previous.prefetch(keys)
 
     def handle(self, r: Record) -> list[Outgoing]:
         """Buffer ``r`` in the sink and return its encoded domain events."""

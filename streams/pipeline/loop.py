@@ -100,6 +100,16 @@ class Pipeline:
         self.metrics.observe_records(records)
         outgoing: list[Outgoing] = []
         by_offset: dict[tuple[str, int, int], Any] = {}
+
+        async def prefetch() -> None:
+            self.handler.prefetch(records)
+
+        try:  # an optimization: transient failures are retried, anything else falls back per key
+            await self.backoff.retry("previous rows", prefetch, unknown=False)
+        except TransientError:
+            raise
+        except Exception:
+            log.exception("previous-row prefetch failed; falling back to one lookup per update")
         for r in records:
             by_offset[(r.topic, r.partition, r.offset)] = r
             outgoing += await self._handle(r)

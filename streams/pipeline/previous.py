@@ -23,7 +23,7 @@ from psycopg import sql
 
 from streams.cdc import ChangeEvent, Op
 from streams.sinks import AsyncPostgresSink, TableMapping
-from streams.sinks.batch import to_write
+from streams.sinks.batch import Write, to_write
 from streams.sinks.classify import unavailable
 from streams.sinks.ddl import POSITION
 
@@ -43,6 +43,38 @@ class PreviousRows:
         self.tables = tables
         self._conn: psycopg.Connection[Any] | None = None
         self.lookups = 0
+        # Per poll: the sink rows of the keys this poll updates, fetched in one query.
+        self._fetched: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...] | None] = {}
+        # Incremental index of the batch's writes by key (a scan per update was O(n^2)).
+        self._index: dict[tuple[str, str, tuple[Any, ...]], list[Write]] = {}
+        self._indexed_list: list[Write] | None = None  # the batch's list the index describes
+        self._indexed_n = 0
+
+    def prefetch(self, keys: Mapping[str, list[Mapping[str, Any]]]) -> None:
+        """Fetch the stored rows of these decoded source keys, one query per table.
+
+        Called once per poll before its records are handled; single-column keys only (others
+        fall back to one lookup per update).
+        """
+        self._fetched.clear()
+        for table, decoded in keys.items():
+            m = self.sink.mappings.get(table)
+            if m is None or len(m.key) != 1:
+                continue
+            source = next((c.source for c in m.columns if c.name == m.key[0]), m.key[0])
+            wanted = {k[source] for k in decoded if k.get(source) is not None}
+            if not wanted:
+                continue
+            names = [name for name, _ in _text_columns(m)]
+            query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
+                sql.SQL(", ").join(sql.Identifier(n) for n in [m.key[0], *names, POSITION]),
+                sql.Identifier(m.sink_schema, m.sink_table),
+                sql.Identifier(m.key[0]),
+            )
+            for row in self._query(query, [list(wanted)]):
+                self._fetched[(table, (row[0],))] = tuple(row[1:])
+            for value in wanted:
+                self._fetched.setdefault((table, (value,)), None)
 
     def fill(self, change: ChangeEvent) -> ChangeEvent:
         if change.op is not Op.UPDATE or change.before is not None or change.table_id not in self.tables:
@@ -57,20 +89,39 @@ class PreviousRows:
         key = to_write(m, change).key
         incoming = change.position.to_bytes() if change.position else b""
         cols = _text_columns(m)
-        buffered = [
-            w
-            for w in self.sink.batch.writes
-            if w.mapping == m and w.key == key and w.position < incoming and not w.hard_delete
-        ]
+        buffered = [w for w in self._buffered(m, key) if w.position < incoming and not w.hard_delete]
         if buffered:
             newest = max(buffered, key=lambda w: w.position)
             names = [c.name for c in m.value_columns]
             # A kept column (TOAST placeholder) has its value only in the sink: left out.
             return {src: newest.values[names.index(name)] for name, src in cols if name not in newest.keep}
-        row = self._lookup(m, key, [name for name, _ in cols])
+        slot = (m.source_table, key)
+        row = self._fetched[slot] if slot in self._fetched else self._lookup(m, key, [n for n, _ in cols])
         if row is None or bytes(row[-1]) >= incoming:
             return None
         return {src: value for (_, src), value in zip(cols, row[:-1], strict=True)}
+
+    def _buffered(self, m: TableMapping, key: tuple[Any, ...]) -> list[Write]:
+        writes = self.sink.batch.writes
+        if writes is not self._indexed_list or self._indexed_n > len(writes):  # flushed/dropped/revoked
+            self._index, self._indexed_list, self._indexed_n = {}, writes, 0
+        for w in writes[self._indexed_n :]:
+            self._index.setdefault((w.mapping.sink_schema, w.mapping.sink_table, w.key), []).append(w)
+        self._indexed_n = len(writes)
+        return self._index.get((m.sink_schema, m.sink_table, key), [])
+
+    def _query(self, query: sql.Composed, params: list[Any]) -> list[tuple[Any, ...]]:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self.sink.conninfo, autocommit=True)
+            self.lookups += 1
+            return [tuple(r) for r in self._conn.execute(query, params).fetchall()]
+        except psycopg.errors.UndefinedTable:
+            return []  # the sink's tables are created at start; nothing stored yet
+        except psycopg.Error as exc:
+            if self._conn is not None:
+                self._conn.close()
+            raise unavailable(exc, "previous-row lookup") from exc
 
     def _lookup(self, m: TableMapping, key: tuple[Any, ...], names: list[str]) -> tuple[Any, ...] | None:
         query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
@@ -78,18 +129,8 @@ class PreviousRows:
             sql.Identifier(m.sink_schema, m.sink_table),
             sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in m.key),
         )
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.sink.conninfo, autocommit=True)
-            self.lookups += 1
-            row = self._conn.execute(query, list(key)).fetchone()
-        except psycopg.errors.UndefinedTable:
-            return None  # the sink's tables are created at start; nothing stored yet
-        except psycopg.Error as exc:
-            if self._conn is not None:
-                self._conn.close()
-            raise unavailable(exc, "previous-row lookup") from exc
-        return None if row is None else tuple(row)
+        rows = self._query(query, list(key))
+        return rows[0] if rows else None
 
     def close(self) -> None:
         if self._conn is not None:

@@ -48,6 +48,9 @@ class FakeHandler:
     def __init__(self, sink: FakeSink, errors: dict[int, list[Exception]]) -> None:
         self.sink, self.errors = sink, errors
 
+    def prefetch(self, records: list[Rec]) -> None:
+        self.prefetched = len(records)
+
     def handle(self, r: Rec) -> list[Any]:
         pending = self.errors.get(r.offset)
         if pending:
