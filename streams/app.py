@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]  # no py.typed
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 DOMAIN_TOPICS = (CUSTOMERS_TOPIC, ORDERS_TOPIC)
 
 
+def sink_application_name(app_id: str, pid: int | None = None) -> str:
+    """The worker's sink sessions' ``application_name``: ``<app id>-<pid>``."""
+    return f"{app_id}-{os.getpid() if pid is None else pid}"
+
+
 class PipelineService(Service):
     """Owns the consumer, producer and sink; stops cleanly after the batch in flight."""
 
@@ -46,9 +52,9 @@ class PipelineService(Service):
     def _build(self) -> Pipeline:
         s, w = self.settings, self.settings.worker
         # First: its mappings are validated here, and a ConfigError leaves no client to close.
-        sink = ShippingSink(
-            conninfo_from(s.sink_postgres), w.app_id, self.ps.sink_schema, self.ps.extra_columns
-        )
+        # Named after the worker so operators can tell its sessions apart in pg_stat_activity.
+        conninfo = conninfo_from(s.sink_postgres, application_name=sink_application_name(w.app_id))
+        sink = ShippingSink(conninfo, w.app_id, self.ps.sink_schema, self.ps.extra_columns)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka.bootstrap_servers,
             group_id=w.app_id,

@@ -51,20 +51,39 @@ def record(item: pytest.Item, report: pytest.TestReport) -> None:
             row["numbers"].update(value)
 
 
+def _previous_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """The scenarios of an earlier report (keyed by id); an unreadable report counts as none."""
+    try:
+        data = json.loads(path.read_text())
+        return {str(r["id"]): r for r in data.get("scenarios", []) if isinstance(r, dict) and "id" in r}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
 def write_report() -> Path | None:
+    """Merge this session's rows into ``reports/faults.json`` (newest result per scenario wins,
+    each row stamped with its run time), then regenerate ``faults.md`` from the merged JSON, so
+    partial re-runs accumulate into one complete report."""
     if not _ROWS:
         return None
     REPORT_DIR.mkdir(exist_ok=True)
-    rows = [_ROWS[k] for k in sorted(_ROWS)]
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    merged = _previous_rows(REPORT_DIR / "faults.json")
+    for sid, row in _ROWS.items():
+        merged[sid] = {**row, "ran_at": stamp}
+    rows = [merged[k] for k in sorted(merged)]
     (REPORT_DIR / "faults.json").write_text(json.dumps({"generated": stamp, "scenarios": rows}, indent=2))
-    lines = [f"# changefeed fault & bad-input report ({stamp})", "",
-             "| id | result | seconds | numbers | tests |", "| --- | --- | ---: | --- | --- |"]  # fmt: skip
+    lines = [f"# changefeed fault & bad-input report (updated {stamp})", "",
+             "| id | result | ran at (UTC) | seconds | numbers | tests |",
+             "| --- | --- | --- | ---: | --- | --- |"]  # fmt: skip
     for row in rows:
-        numbers = ", ".join(f"{k}={v}" for k, v in row["numbers"].items()) or "-"
+        numbers = ", ".join(f"{k}={v}" for k, v in row.get("numbers", {}).items()) or "-"
         if row.get("reasons"):
             numbers += " — skipped: " + "; ".join(row["reasons"])
-        tests = "<br>".join(t["test"].split("::")[-1] for t in row["tests"])
-        lines.append(f"| {row['id']} | {row['result']} | {row['seconds']:.1f} | {numbers} | {tests} |")
+        tests = "<br>".join(t["test"].split("::")[-1] for t in row.get("tests", []))
+        ran = row.get("ran_at", "?")
+        lines.append(
+            f"| {row['id']} | {row['result']} | {ran} | {row.get('seconds', 0.0):.1f} | {numbers} | {tests} |"
+        )
     (REPORT_DIR / "faults.md").write_text("\n".join(lines) + "\n")
     return REPORT_DIR / "faults.md"

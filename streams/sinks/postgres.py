@@ -31,8 +31,13 @@ from streams.sinks.offsets import load_offsets_sql
 Steps = Generator[Step, list[Any], FlushResult]
 
 
-def conninfo_from(db: DatabaseSettings, connect_timeout_s: int = 5) -> str:
-    """A libpq connection string; the short timeout keeps a down sink a fast, retryable error."""
+def conninfo_from(
+    db: DatabaseSettings, connect_timeout_s: int = 5, application_name: str = "changefeed-sink"
+) -> str:
+    """A libpq connection string; the short timeout keeps a down sink a fast, retryable error.
+
+    ``application_name`` is what ``pg_stat_activity`` shows (workers pass ``<app id>-<pid>``).
+    """
     return make_conninfo(
         host=db.host,
         port=db.port,
@@ -40,7 +45,7 @@ def conninfo_from(db: DatabaseSettings, connect_timeout_s: int = 5) -> str:
         password=db.password.get_secret_value(),
         dbname=db.database,
         connect_timeout=connect_timeout_s,
-        application_name="changefeed-sink",
+        application_name=application_name[:63],  # NAMEDATALEN - 1
     )
 
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from streams.stack.services import StackContext
 from tests.stack_fixtures import shifted_settings
 
 SHIFTS = range(200, 400, 20)
+KEPT_LOGS = Path(__file__).resolve().parents[2] / "reports" / "fault-logs"
 
 
 def _ports(settings: Settings) -> list[int]:
@@ -49,6 +51,15 @@ def _private_settings(state: Path) -> Settings:
     pytest.fail(f"no free port block for a private fault stack (shift {forced or list(SHIFTS)})")
 
 
+def _keep_logs(settings: Settings) -> None:
+    """Copy the worker logs out before the purge: reports/fault-logs/<UTC time>/."""
+    workers = settings.stack.state_dir / "logs" / "workers"
+    if workers.is_dir():
+        dest = KEPT_LOGS / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        shutil.copytree(workers, dest, dirs_exist_ok=True)
+        print(f"[fault stack] worker logs kept in {dest}")
+
+
 @pytest.fixture(scope="session")
 def fault_settings() -> Iterator[Settings]:
     root = Path(tempfile.mkdtemp(prefix="changefeed-faults-"))
@@ -58,6 +69,7 @@ def fault_settings() -> Iterator[Settings]:
         supervisor.up(settings, lambda line: print(f"[fault stack] {line}"))
         yield settings
     finally:
+        _keep_logs(settings)
         supervisor.down(settings, lambda line: print(f"[fault stack] {line}"), purge=True)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -15,7 +15,8 @@ API (kept backwards compatible; add, never change):
   (a background ``LoadRun``) drive both sources with the ``changefeed load`` generator.
 - The oracle: ``converge(timeout)`` -> verify results; ``regressions()`` (audit: rows that moved to
   an older position, ever); ``dlq_counts()``; ``lag()`` / ``wait_lag_zero(timeout)``;
-  ``audit_mark()`` / ``audit_writes(since)``; ``table_hashes()``; ``oracle(...)`` asserts all of it.
+  ``audit_mark()`` / ``audit_writes(since)``; ``dlq_records(topic)`` (with headers);
+  ``table_hashes()``; ``oracle(...)`` asserts all of it.
 - Stack faults: ``service_pid(name)``, ``stop_service(name)``, ``restart_services()``
   (pid files of the fault stack only).
 """
@@ -41,6 +42,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from psycopg import sql
 
+from streams import dlq
+from streams.app import sink_application_name
 from streams.domains.shipping import ShippingSink
 from streams.load import LoadPlan, LoadReport, Mix, run_load
 from streams.settings import Settings
@@ -73,6 +76,12 @@ class WorkerProc:
     log: Path
     started_at: float  # time.monotonic() when spawned
     _out: IO[bytes] | None = None
+    app_id: str = GROUP
+
+    @property
+    def sink_session(self) -> str:
+        """Its sink sessions' ``application_name`` in ``pg_stat_activity``."""
+        return sink_application_name(self.app_id, self.pid)
 
     @property
     def pid(self) -> int:
@@ -117,7 +126,6 @@ class Workers:
         log = logs / f"{name}.log"
         out = log.open("ab")
         full_env = {**self.fp.env, "CHANGEFEED_WORKER__APP_ID": self.group, **self.env, **(env or {})}
-        full_env["PGAPPNAME"] = name  # libpq: the worker's sink sessions are named in pg_stat_activity
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams", "worker"],
             cwd=repo_root(),
@@ -125,7 +133,7 @@ class Workers:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        w = WorkerProc(name, proc, log, time.monotonic(), out)
+        w = WorkerProc(name, proc, log, time.monotonic(), out, full_env["CHANGEFEED_WORKER__APP_ID"])
         self.procs.append(w)
         return w
 
@@ -161,13 +169,14 @@ class Workers:
 
     def in_transaction(self) -> set[str]:
         """Names of workers whose sink session is inside a transaction right now (mid-flush)."""
+        by_session = {w.sink_session: w.name for w in self.procs if w.alive()}
         with self.fp.sink() as conn:
             rows = conn.execute(
                 "SELECT application_name FROM pg_stat_activity WHERE application_name = ANY(%s)"
                 " AND xact_start IS NOT NULL",
-                [[w.name for w in self.procs]],
+                [list(by_session)],
             ).fetchall()
-        return {str(r[0]) for r in rows}
+        return {by_session[str(r[0])] for r in rows}
 
     def alive(self) -> list[WorkerProc]:
         return [w for w in self.procs if w.alive()]
@@ -343,14 +352,26 @@ class FaultPipeline:
         return sum(max(0, end - stored.get(tp, 0)) for tp, end in ends.items())
 
     def wait_lag_zero(
-        self, timeout_s: float, group: str | None = None, workers: Workers | None = None
+        self,
+        timeout_s: float,
+        group: str | None = None,
+        workers: Workers | None = None,
+        past: dict[tuple[str, int], int] | None = None,
     ) -> float:
-        """Seconds until lag is 0 (AssertionError after ``timeout_s``, or when ``workers`` died)."""
+        """Seconds until lag is 0 (AssertionError after ``timeout_s``, or when ``workers`` died).
+
+        ``past`` (``end_offsets()`` taken before writing to a source): also wait until those
+        partitions gained records, so events still in capture are not mistaken for caught up.
+        """
         started = time.monotonic()
 
         def caught_up() -> bool:
             if workers is not None:
                 workers.check_alive()
+            if past is not None:
+                ends = self.end_offsets(self.topics)
+                if sum(ends.get(tp, 0) for tp in past) <= sum(past.values()):
+                    return False
             return self.lag(group) == 0
 
         poll(caught_up, timeout_s, "sink lag 0")
@@ -375,6 +396,11 @@ class FaultPipeline:
             if t.endswith(".dlq"):
                 counts[t] = counts.get(t, 0) + end
         return counts
+
+    def dlq_records(self, source_topic: str) -> list[dlq.DeadLetter]:
+        """Every dead letter of ``source_topic``, with its headers (``.why``: error class,
+        message, source topic, partition, offset)."""
+        return list(dlq.read(self.settings.kafka.bootstrap_servers, source_topic))
 
     def wait_topics(self, timeout_s: float = 120.0) -> None:
         def present() -> bool:

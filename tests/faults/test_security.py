@@ -86,6 +86,7 @@ def test_injection_shaped_values_and_names_are_stored_byte_exact(
         sink.execute("INSERT INTO canary VALUES (1) ON CONFLICT DO NOTHING")
     dlq_before = fp.dlq_counts()
     tag = uuid.uuid4().hex[:8]
+    mark = fp.end_offsets(fp.topics)
     with fp.workers() as workers:
         workers.start_one(env={"CHANGEFEED_PIPELINE__EXTRA_COLUMNS": json.dumps(extra)})
         ids = []
@@ -97,7 +98,8 @@ def test_injection_shaped_values_and_names_are_stored_byte_exact(
                 psycopg.sql.SQL(", ").join(psycopg.sql.Placeholder() * len(cols)),
             )
             ids.append(int(source.execute(q, list(row.values())).fetchone()[0]))  # type: ignore[index]
-        fp.wait_lag_zero(APPLY_TIMEOUT_S)
+        # Past the mark: lag is also 0 before capture publishes (or the worker added its columns).
+        fp.wait_lag_zero(APPLY_TIMEOUT_S, workers=workers, past=mark)
         cols_sql = ", ".join(TEXT)
         want = source.execute(
             f"SELECT id, {cols_sql}, display_name, phone FROM public.customers"
