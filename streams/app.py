@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]  # no py.typed
@@ -41,6 +43,11 @@ def sink_application_name(app_id: str, pid: int | None = None) -> str:
     return f"{app_id}-{os.getpid() if pid is None else pid}"
 
 
+def topics_pattern(topics: Iterable[str]) -> str:
+    """An anchored regex matching exactly these topic names."""
+    return "^(" + "|".join(re.escape(t) for t in topics) + ")$"
+
+
 class PipelineService(Service):
     """Owns the consumer, producer and sink; stops cleanly after the batch in flight."""
 
@@ -64,6 +71,8 @@ class PipelineService(Service):
             session_timeout_ms=int(w.session_timeout_s * 1000),
             heartbeat_interval_ms=int(w.heartbeat_interval_s * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # A source topic created after start joins the subscription within this time.
+            metadata_max_age_ms=5000,
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka.bootstrap_servers,
@@ -91,7 +100,9 @@ class PipelineService(Service):
         await p.backoff.retry("sink schema setup", p.sink.ensure_schema)
         p.metrics.serve(self.settings.worker.metrics_port)
         await p.producer.start()
-        p.consumer.subscribe(list(self.ps.topics), listener=Rebalance(p))
+        # A pattern, not a list: Connect creates a change topic with its first record, so on a
+        # fresh stack some do not exist yet, and a list subscription fails the start on them.
+        p.consumer.subscribe(pattern=topics_pattern(self.ps.topics), listener=Rebalance(p))
         await p.consumer.start()
 
     @Service.task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -125,3 +126,32 @@ def test_two_workers_split_partitions_and_converge(
     got = rows(sink, schema)
     assert len(got) == 60
     assert all(email == f"c{cid}-{1000 + cid * 10 + 2}@it.test" for cid, email, _ in got)
+
+
+@pytest.mark.slow
+def test_a_worker_started_before_its_topic_exists_consumes_it_once_created(
+    settings: Settings, sink: Conn, schema: str, crafter: Crafter, workers: Callable[..., Worker]
+) -> None:
+    """A fresh stack: Connect creates a change topic with its first record, after workers start."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    late = f"late{uuid.uuid4().hex[:8]}.public.customers"
+    group = f"it-{uuid.uuid4().hex[:8]}"
+    w = workers(group, schema, [late])
+    table = f"{schema}.customer_directory"
+    poll(lambda: sink.execute("SELECT to_regclass(%s)", [table]).fetchone()[0], 60, "the worker's sink setup")
+    # Longer than aiokafka's 40 s metadata wait, after which a list subscription fails the start.
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        assert w.proc.poll() is None, w.text()[-2000:]
+        time.sleep(1)  # observing the worker stay up, not waiting for an event
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(late, 1, 1)])
+        fill(crafter, late, customers=5)
+        poll(lambda: caught_up(settings, sink, schema, group, late), 90, "the worker to find the new topic")
+        assert len(rows(sink, schema)) == 5
+        assert w.proc.poll() is None, w.text()[-2000:]  # a list subscription crashed here
+    finally:
+        admin.delete_topics([t for t in admin.list_topics() if t.startswith(late)])
+        admin.close()
