@@ -15,6 +15,7 @@ from streams.connect.client import ConnectClient
 from streams.connect.definitions import ConnectorDefinition
 from streams.errors import ConnectRequestError, ConnectValidationError
 from tests.integration.connect.connect_it_helpers import write_definition
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +37,13 @@ def test_gtid_offsets_and_infinite_schema_history(
     from confluent_kafka.admin import AdminClient, ConfigResource
 
     apply_definition(client, definitions["orders"])
-    offsets = client.offsets("orders")
-    assert offsets, "orders has committed no offset yet"
-    assert any("gtids" in (o.offset or {}) for o in offsets), offsets
+
+    def gtid_offsets() -> list[object]:
+        offsets = client.offsets("orders")
+        return offsets if any("gtids" in (o.offset or {}) for o in offsets) else []
+
+    # On a fresh stack the first offset is flushed after the snapshot (heartbeat 10 s, flush 1 s).
+    poll(gtid_offsets, 120, "an orders offset carrying gtids")
     assert isinstance(admin, AdminClient)
     topic = definitions["orders"].config["schema.history.internal.kafka.topic"]
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
