@@ -4,7 +4,6 @@ alone is timed here), then start one worker and time its drain from first to las
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import psycopg
 
+from bench import profile
 from bench.live import GROUP, WORKER_TOPICS, WorkerProc, ends, stored
 from bench.resources import Sampler
 from streams.demo.offsets import end_offsets
@@ -44,9 +44,11 @@ def build_backlog(settings: Settings, n: int, tag: str) -> tuple[float, float]:
     with customers.connect(settings.source_postgres) as pg:
         for lo in range(0, n, CHUNK):
             pg.execute(
-                "INSERT INTO public.customers (email, first_name, last_name, tier, bio, created_at, updated_at)"
-                " SELECT 'bulk-' || %s || '-' || g || '@example.com', 'Bulk', 'Row ' || g, 'standard',"
-                " 'backlog row', clock_timestamp(), clock_timestamp() FROM generate_series(%s, %s) AS g",
+                "INSERT INTO public.customers"
+                " (email, first_name, last_name, tier, bio, created_at, updated_at)"
+                " SELECT 'bulk-' || %s::text || '-' || g || '@example.com', 'Bulk', 'Row ' || g, 'standard',"
+                " 'backlog row', clock_timestamp(), clock_timestamp()"
+                " FROM generate_series(%s::int, %s::int) AS g",
                 (tag, lo, min(n, lo + CHUNK) - 1),
             )
             pg.commit()
@@ -78,11 +80,7 @@ def drain(
                 if first is None and done > initial and worker.proc.poll() is None:
                     first = (now, done)
                     if profile_to is not None:  # sample the worker's stacks while it drains
-                        spy = subprocess.Popen(
-                            [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "-r", "50", "-d", "20",
-                             "-p", str(worker.pid), "-o", str(profile_to)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                        )  # fmt: skip
+                        spy = profile.record(worker.pid, profile_to)
                 if done >= target:
                     break
                 if worker.proc.poll() is not None or now - (first or (now, 0))[0] > 900:
@@ -93,10 +91,10 @@ def drain(
         secs = max(1e-3, time.monotonic() - first[0])
         rate = (target - first[1]) / secs
     finally:
-        if spy is not None:
-            spy.wait(60)
         sampler.stop()
         sampler_pids.pop("worker-drain", None)
         worker.stop()
+        if spy is not None:
+            spy.wait(60)  # py-spy ends with the worker and writes its samples
     peak = sampler.peak_rss.get("worker", 0.0)
     return rate, secs, peak, str(profile_to) if profile_to and profile_to.exists() else None

@@ -9,7 +9,6 @@ TOASTed text), many rows per transaction, drawn from ``random.Random(seed)``.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from bench.workloads import HOT_FRACTION, HOT_SHARE, Workload
 from streams.load import customers
@@ -19,13 +18,15 @@ TX_ROWS = 200
 BIG = "x" * (16 * 1024)
 _INSERT = (
     "INSERT INTO public.customers (email, first_name, last_name, tier, bio, created_at, updated_at)"
-    " SELECT 'b-' || %s || '-' || g || '@example.com', 'Bulk', 'Row ' || g, 'standard',"
-    " CASE WHEN %s > 0 AND g %% %s = 0 THEN %s ELSE 'short' END, clock_timestamp(), clock_timestamp()"
-    " FROM generate_series(%s, %s) AS g"
+    " SELECT 'b-' || %s::text || '-' || g || '@example.com', 'Bulk', 'Row ' || g, 'standard',"
+    " CASE WHEN %s::int > 0 AND g %% %s::int = 0 THEN %s::text ELSE 'short' END,"
+    " clock_timestamp(), clock_timestamp()"
+    " FROM generate_series(%s::int, %s::int) AS g"
 )
 _UPDATE = (
-    "UPDATE public.customers SET tier = (ARRAY['standard','silver','gold','platinum'])[1 + (id + %s) %% 4],"
-    " phone = '+41 ' || %s, updated_at = clock_timestamp() WHERE id = ANY(%s)"
+    "UPDATE public.customers"
+    " SET tier = (ARRAY['standard','silver','gold','platinum'])[1 + (id + %s::int) %% 4],"
+    " phone = '+41 ' || %s::text, updated_at = clock_timestamp() WHERE id = ANY(%s::bigint[])"
 )
 
 
@@ -43,10 +44,14 @@ def run_bulk(settings: Settings, w: Workload, n: int, seed: int, tag: str) -> No
             dele = TX_ROWS * w.mix.delete // total
             lo = step * TX_ROWS
             if ins:
-                pg.execute(_INSERT, (f"{tag}{w.short}", w.large_every, w.large_every or 1, BIG, lo, lo + ins - 1))
+                pg.execute(
+                    _INSERT, (f"{tag}{w.short}", w.large_every, w.large_every or 1, BIG, lo, lo + ins - 1)
+                )
             if upd and keys:
-                picks = {rng.choice(hot) if w.hot and rng.random() < HOT_FRACTION else rng.choice(keys)
-                         for _ in range(upd)}  # fmt: skip
+                picks = {
+                    rng.choice(hot) if w.hot and rng.random() < HOT_FRACTION else rng.choice(keys)
+                    for _ in range(upd)
+                }
                 pg.execute(_UPDATE, (step, str(step), list(picks)))
             if dele and len(keys) > dele:
                 gone = set(rng.sample(keys, dele))

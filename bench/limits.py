@@ -15,7 +15,9 @@ from streams.settings import Settings
 from streams.sinks import conninfo_from
 
 
-def _consume(settings: Settings, ends: dict[str, int], group: str, decode: bool) -> tuple[float, list[Change]]:
+def _consume(
+    settings: Settings, ends: dict[str, int], group: str, decode: bool
+) -> tuple[float, list[Change]]:
     c = consumer(settings.kafka.bootstrap_servers, group, ends)
     decoder = AvroDecoder(RegistryClient(settings.registry.url)) if decode else None
     done = dict.fromkeys(ends, 0)
@@ -29,10 +31,11 @@ def _consume(settings: Settings, ends: dict[str, int], group: str, decode: bool)
             for m in msgs:
                 if m.error():
                     continue
-                done[m.topic()] = m.offset() + 1
+                at = int(m.offset() or 0)
+                done[str(m.topic())] = at + 1
                 raw = m.value()
                 if decoder is not None and raw is not None:
-                    ch = to_change(decoder.decode(raw), m.offset())
+                    ch = to_change(decoder.decode(raw), at)
                     if ch is not None:
                         changes.append(ch)
         return time.perf_counter() - (started or time.perf_counter()), changes

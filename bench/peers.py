@@ -20,13 +20,13 @@ import httpx
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from bench import resources
+from bench import profile, resources
 from bench.live import WorkerProc, row_writes, stored
-from bench.replay import clock, drop_schema
+from bench.replay import clock, drop_schema, first_batch
 from streams.settings import Settings
 from streams.sinks import conninfo_from
 
-RUN_TIMEOUT_S = 300.0
+RUN_TIMEOUT_S = 300.0  # then a run is measured on what it applied so far (events < the replay's)
 # The JDBC sink's best configuration for PostgreSQL (Debezium 3.6.0.Final): upserts by record key,
 # batches of 5,000 (as changefeed's max_batch), the reduction buffer (one write per key per batch)
 # and UNNEST batch inserts. max.poll.records stays at Kafka's 500: the worker's
@@ -42,7 +42,10 @@ BEST_JDBC = {
     "use.reduction.buffer": "true",
     "dialect.postgres.unnest.insert.enabled": "true",
 }
-FIELDS = {"customers": "id,email,first_name,last_name,phone,tier", "orders": "id,customer_id,status,total_cents,currency"}
+FIELDS = {
+    "customers": "id,email,first_name,last_name,phone,tier",
+    "orders": "id,customer_id,status,total_cents,currency",
+}
 
 
 @dataclass
@@ -56,16 +59,21 @@ class PeerRun:
     row_writes: int
     cpu_s_per_1k: float
     peak_rss_mb: float
+    first_batch_events: int  # left out of events_s with its time (changefeed, plain loop; 0 for JDBC)
+    wall_s: float  # launch → last write: start-up included (the other bound of the timing bias)
+    wall_events_s: float
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def _timed(
-    dsn: str, schema: str, done: Callable[[], bool], pid: int | None, alive: Callable[[], bool]
-) -> tuple[float, float, float]:
-    """Wait until ``done``; return (seconds first→last write, cpu seconds in that window, peak RSS)."""
+    dsn: str, schema: str, progress: Callable[[], int], total: int, pid: int | None, alive: Callable[[], bool]
+) -> tuple[tuple[float, float], float, float, int]:
+    """Wait until ``progress()`` reaches ``total`` (or RUN_TIMEOUT_S passes: the run is then measured on
+    what it applied so far); return ((first, last) write epoch, cpu s in that window, peak RSS, applied)."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
+    applied = 0
     cpu_first: float | None = None
     peak = 0.0
     with psycopg.connect(dsn) as conn:
@@ -74,10 +82,11 @@ def _timed(
                 peak = max(peak, resources.rss_mb(pid))
                 if cpu_first is None and clock(conn, schema) is not None:
                     cpu_first = resources.cpu_seconds(pid)
-            if done():
+            applied = progress()
+            if applied >= total or time.monotonic() > deadline:
                 break
-            if not alive() or time.monotonic() > deadline:
-                msg = f"peer writing {schema} stopped or timed out"
+            if not alive():
+                msg = f"peer writing {schema} stopped"
                 raise RuntimeError(msg)
             time.sleep(0.1)
         cpu = resources.cpu_seconds(pid) - (cpu_first or 0.0) if pid is not None else 0.0
@@ -86,24 +95,61 @@ def _timed(
     if c is None:
         msg = f"no write reached {schema}"
         raise RuntimeError(msg)
-    return max(1e-3, c[1] - c[0]), cpu, peak
+    return (c[0], c[1]), cpu, peak, min(applied, total)
 
 
-def _result(peer: str, wl: str, rep: int, events: int, secs: float, cpu: float, rss: float, writes: int) -> PeerRun:
-    return PeerRun(peer, wl, rep, events, secs, events / secs, writes, cpu / max(1, events) * 1000, rss)
+def _result(
+    peer: str,
+    wl: str,
+    rep: int,
+    events: int,
+    span: tuple[float, float],
+    launched: float,
+    cpu: float,
+    rss: float,
+    writes: int,
+    first: int,
+) -> PeerRun:
+    """events_s = events after the first committed batch / (first → last write): the first batch's
+    read and decode happen before the window opens, so its events are left out with them."""
+    secs, wall = max(1e-3, span[1] - span[0]), max(1e-3, span[1] - launched)
+    per_1k = cpu / max(1, events) * 1000
+    rate = (events - first) / secs
+    return PeerRun(peer, wl, rep, events, secs, rate, writes, per_1k, rss, first, wall, events / wall)
+
+
+def _first(dsn: str, schema: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return first_batch(conn, schema)
 
 
 def _row_writes_after_close(dsn: str, schema: str) -> int:
+    """Row writes the peer issued; then its schema is dropped. The JDBC sink looks tables up by name
+    across schemas: a previous repetition's table of the same name would capture its writes."""
     time.sleep(1.0)  # backends flush their table statistics when they exit
     with psycopg.connect(dsn) as conn:
-        return row_writes(conn, schema)
+        n = row_writes(conn, schema)
+    drop_schema(dsn, schema)
+    return n
 
 
 def run_changefeed(
-    settings: Settings, env: dict[str, str], wl: str, rep: int, ends: dict[str, int], logs: Path
+    settings: Settings,
+    env: dict[str, str],
+    wl: str,
+    rep: int,
+    ends: dict[str, int],
+    logs: Path,
+    publish: bool,
+    profile_to: Path | None = None,
 ) -> PeerRun:
+    """The real worker; ``publish=False`` turns domain-event publishing off (upserts only, like the peers).
+
+    ``profile_to``: sample the worker with py-spy (non-blocking, 50 Hz, folded stacks) for the whole run.
+    """
     dsn = conninfo_from(settings.sink_postgres)
-    schema, group = f"bench_cf_{wl}_{rep}", f"bench-cf-{wl}-{rep}"
+    tag = "cf" if publish else "cfn"
+    schema, group = f"bench_{tag}_{wl}_{rep}", f"bench-{tag}-{wl}-{rep}"
     drop_schema(dsn, schema)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -111,19 +157,31 @@ def run_changefeed(
         "CHANGEFEED_WORKER__APP_ID": group,
         "CHANGEFEED_PIPELINE__SINK_SCHEMA": schema,
         "CHANGEFEED_PIPELINE__TOPICS": json.dumps(sorted(ends)),
+        "CHANGEFEED_PIPELINE__PUBLISH_DOMAIN_EVENTS": "true" if publish else "false",
     }
-    worker = WorkerProc(env, logs / f"{group}.log", extra)
     total = sum(ends.values())
+    launched = time.time()
+    worker = WorkerProc(env, logs / f"{group}.log", extra)
+    spy = profile.record(worker.pid, profile_to) if profile_to else None
     sink = psycopg.connect(dsn)
     try:
-        secs, cpu, rss = _timed(
-            dsn, schema, lambda: stored(sink, schema, group, tuple(ends)) >= total, worker.pid,
+        span, cpu, rss, applied = _timed(
+            dsn,
+            schema,
+            lambda: stored(sink, schema, group, tuple(ends)),
+            total,
+            worker.pid,
             lambda: worker.proc.poll() is None,
-        )  # fmt: skip
+        )
     finally:
         sink.close()
         worker.stop()
-    return _result("changefeed", wl, rep, total, secs, cpu, rss, _row_writes_after_close(dsn, schema))
+        if spy is not None:
+            spy.wait(60)
+    first = _first(dsn, schema)
+    writes = _row_writes_after_close(dsn, schema)
+    peer = "changefeed" if publish else "changefeed-nopub"
+    return _result(peer, wl, rep, applied, span, launched, cpu, rss, writes, first)
 
 
 def _committed(bootstrap: str, group: str, ends: dict[str, int]) -> int:
@@ -157,6 +215,7 @@ def run_jdbc(settings: Settings, wl: str, rep: int, ends: dict[str, int], connec
     }
     base = f"http://{settings.connect.host}:{settings.connect.port}"
     total = sum(ends.values())
+    launched = time.time()
     with httpx.Client(base_url=base, timeout=60) as http:
         http.put(f"/connectors/{name}/config", json=config).raise_for_status()
 
@@ -166,15 +225,22 @@ def run_jdbc(settings: Settings, wl: str, rep: int, ends: dict[str, int], connec
 
         bootstrap = settings.kafka.bootstrap_servers
         try:
-            secs, cpu, rss = _timed(
-                dsn, schema, lambda: _committed(bootstrap, f"connect-{name}", ends) >= total, connect_pid, alive
+            span, cpu, rss, applied = _timed(
+                dsn,
+                schema,
+                lambda: _committed(bootstrap, f"connect-{name}", ends),
+                total,
+                connect_pid,
+                alive,
             )
         except RuntimeError:
             print(http.get(f"/connectors/{name}/status").text[:3000], file=sys.stderr)
             raise
         finally:
             http.delete(f"/connectors/{name}")
-    return _result("jdbc-sink", wl, rep, total, secs, cpu, rss, _row_writes_after_close(dsn, schema))
+    first = _first(dsn, schema)
+    writes = _row_writes_after_close(dsn, schema)
+    return _result("jdbc-sink", wl, rep, applied, span, launched, cpu, rss, writes, first)
 
 
 def run_plain(settings: Settings, env: dict[str, str], wl: str, rep: int, ends: dict[str, int]) -> PeerRun:
@@ -182,11 +248,19 @@ def run_plain(settings: Settings, env: dict[str, str], wl: str, rep: int, ends: 
     schema = f"bench_plain_{wl}_{rep}"
     drop_schema(dsn, schema)
     args = {
-        "bootstrap": settings.kafka.bootstrap_servers, "registry": settings.registry.url, "dsn": dsn,
-        "schema": schema, "group": f"bench-plain-{wl}-{rep}", "ends": ends,
-    }  # fmt: skip
+        "bootstrap": settings.kafka.bootstrap_servers,
+        "registry": settings.registry.url,
+        "dsn": dsn,
+        "schema": schema,
+        "group": f"bench-plain-{wl}-{rep}",
+        "ends": ends,
+    }
+    launched = time.time()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.plainloop", json.dumps(args)], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "bench.plainloop", json.dumps(args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
     if proc.returncode != 0:
@@ -195,7 +269,12 @@ def run_plain(settings: Settings, env: dict[str, str], wl: str, rep: int, ends: 
     res = json.loads(out.strip().splitlines()[-1])
     with psycopg.connect(dsn) as conn:
         c = clock(conn, schema)
-    secs = max(1e-3, c[1] - c[0]) if c else res["elapsed_s"]
+    if c is None:
+        msg = f"no write reached {schema}"
+        raise RuntimeError(msg)
     total = sum(ends.values())
     writes = _row_writes_after_close(dsn, schema)
-    return _result("plain-loop", wl, rep, total, secs, res["cpu_s"], res["max_rss_mb"], writes)
+    cpu, rss = res["cpu_s"], res["max_rss_mb"]
+    return _result(
+        "plain-loop", wl, rep, total, (c[0], c[1]), launched, cpu, rss, writes, _first(dsn, schema)
+    )

@@ -65,6 +65,7 @@ class Sampler:
         self.peak_pss: dict[str, float] = {}
         self.peak_total_pss = 0.0
         self.series: list[tuple[float, str, float]] = []  # (t, component, rss MB)
+        self.loadavg: list[float] = []  # 1-min load average, one per sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -79,6 +80,7 @@ class Sampler:
     def _run(self) -> None:
         t0 = time.monotonic()
         while not self._stop.wait(self._interval):
+            self.loadavg.append(os.getloadavg()[0])
             total = 0.0
             for name, pid in dict(self._pids()).items():
                 rss, pss = rss_mb(pid), pss_mb(pid)

@@ -33,6 +33,7 @@ def bench_env(settings: Settings) -> dict[str, str]:
         **env_for(settings),
         "CHANGEFEED_STACK__CACHE_DIR": str(settings.stack.cache_dir),
         "PYTHONPATH": str(repo_root()),
+        "CHANGEFEED_WORKER__METRICS_PORT": "0",  # never bind the shared stack's scrape port
     }
 
 
