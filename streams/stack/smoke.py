@@ -150,13 +150,13 @@ def throwaway_connector(settings: Settings, name: str, source: Source, secrets: 
             _drop_slot(settings, name)
 
 
-def _pg(settings: Settings) -> psycopg.Connection[Any]:
+def connect_source_postgres(settings: Settings) -> psycopg.Connection[Any]:
     db = settings.source_postgres
     return psycopg.connect(host=db.host, port=db.port, user=db.user, dbname=db.database,
                            password=db.password.get_secret_value(), autocommit=True)  # fmt: skip
 
 
-def _maria(settings: Settings) -> pymysql.Connection[Any]:
+def connect_source_mariadb(settings: Settings) -> pymysql.Connection[Any]:
     db = settings.source_mariadb
     return pymysql.connect(host=db.host, port=db.port, user=db.user, database=db.database,
                            password=db.password.get_secret_value(), autocommit=True)  # fmt: skip
@@ -165,7 +165,7 @@ def _maria(settings: Settings) -> pymysql.Connection[Any]:
 @contextmanager
 def capture_table(settings: Settings, source: Source, name: str) -> Iterator[Any]:
     if source == "postgres":
-        with _pg(settings) as conn:
+        with connect_source_postgres(settings) as conn:
             table = sql.Identifier(name)
             conn.execute(sql.SQL("CREATE TABLE {} (id serial PRIMARY KEY, note text NOT NULL)").format(table))
             try:
@@ -175,7 +175,7 @@ def capture_table(settings: Settings, source: Source, name: str) -> Iterator[Any
             finally:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
         return
-    conn = _maria(settings)
+    conn = connect_source_mariadb(settings)
     with conn:
         quoted = "`" + name + "`"  # name is generated above: [a-z0-9_] only
         with conn.cursor() as cur:
@@ -189,7 +189,7 @@ def capture_table(settings: Settings, source: Source, name: str) -> Iterator[Any
 
 def _drop_slot(settings: Settings, name: str) -> None:
     deadline = time.monotonic() + 30
-    with _pg(settings) as conn:
+    with connect_source_postgres(settings) as conn:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (name,)

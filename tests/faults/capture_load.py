@@ -10,26 +10,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
-import pymysql
 from kafka import KafkaConsumer
 
 from streams.settings import Settings
-from streams.stack.smoke import Source, json_consumer
-
-
-def _pg(settings: Settings) -> psycopg.Connection[Any]:
-    db = settings.source_postgres
-    return psycopg.connect(host=db.host, port=db.port, user=db.user, dbname=db.database,
-                           password=db.password.get_secret_value(), autocommit=True)  # fmt: skip
-
-
-def _maria(settings: Settings) -> pymysql.Connection[Any]:
-    db = settings.source_mariadb
-    return pymysql.connect(host=db.host, port=db.port, user=db.user, database=db.database,
-                           password=db.password.get_secret_value(), autocommit=True)  # fmt: skip
+from streams.stack.smoke import Source, connect_source_mariadb, connect_source_postgres, json_consumer
 
 
 class MultiRowWriter(threading.Thread):
@@ -58,13 +44,13 @@ class MultiRowWriter(threading.Thread):
             time.sleep(0.05)  # pacing: ~1,000 rows/s at 50 rows per insert
 
     def _pg_insert(self) -> Callable[[int], None]:
-        conn = _pg(self.settings)
+        conn = connect_source_postgres(self.settings)
         query = psycopg.sql.SQL("INSERT INTO {} (note) SELECT %s || '-' || g FROM generate_series(1, %s) g")
         stmt = query.format(psycopg.sql.Identifier(self.table))
         return lambda batch: conn.execute(stmt, (f"b{batch}", self.rows)) and None
 
     def _maria_insert(self) -> Callable[[int], None]:
-        conn = _maria(self.settings)
+        conn = connect_source_mariadb(self.settings)
         values = ",".join(["(%s)"] * self.rows)
         stmt = f"INSERT INTO `{self.table}` (note) VALUES {values}"
 
@@ -77,10 +63,10 @@ class MultiRowWriter(threading.Thread):
 
 def source_ids(settings: Settings, source: Source, table: str) -> set[int]:
     if source == "postgres":
-        with _pg(settings) as conn:
+        with connect_source_postgres(settings) as conn:
             stmt = psycopg.sql.SQL("SELECT id FROM {}").format(psycopg.sql.Identifier(table))
             return {int(row[0]) for row in conn.execute(stmt)}
-    conn = _maria(settings)
+    conn = connect_source_mariadb(settings)
     with conn, conn.cursor() as cur:
         cur.execute(f"SELECT id FROM `{table}`")
         return {int(row[0]) for row in cur.fetchall()}

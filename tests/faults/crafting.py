@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,18 +97,6 @@ def dead_letters(settings: Settings, topic: str) -> list[dict[str, str]]:
     return [parse_headers(m.headers) for m in read_topic(settings, f"{topic}.dlq")]
 
 
-def poll_until(check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)  # polling with a deadline
-
-
-# --- re-encoding real change events ---------------------------------------------------------
 class Recoder:
     """Decodes real change events of a topic and re-encodes (possibly edited) copies."""
 

@@ -54,6 +54,7 @@ from streams.stack.paths import repo_root
 from streams.stack.services import StackContext
 from streams.verify import VerifyOptions, open_databases, shipping_mappings, verify_wait
 from streams.verify.compare import TableResult
+from tests.polling import poll
 from tests.stack_fixtures import env_for
 
 # One consumer group for every fault scenario: each picks up where the previous one left off
@@ -230,18 +231,6 @@ class LoadRun(threading.Thread):
             raise self.error
         assert self.report is not None
         return self.report
-
-
-def poll(check: Any, timeout_s: float, what: str, interval_s: float = 0.5) -> Any:
-    """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)  # polling with a deadline
 
 
 @dataclass

@@ -20,13 +20,13 @@ from tests.faults.crafting import (
     Recoder,
     dead_letters,
     plain_json,
-    poll_until,
     read_topic,
     truncated,
     unknown_schema_id,
     wrong_magic,
 )
 from tests.faults.pipeline import FaultPipeline, fault_pipeline
+from tests.polling import poll
 
 __all__ = ["fault_pipeline"]
 APPLY_TIMEOUT_S = 180.0
@@ -58,7 +58,7 @@ def _inject_during_load(
     with fp.workers() as workers:
         workers.start_one()
         load = fp.start_load(rate=20, duration_s=30)
-        poll_until(lambda: load.writes >= 100, 60, "the load to be under way")
+        poll(lambda: load.writes >= 100, 60, "the load to be under way")
         sent_at = time.monotonic()
         injected = recoder.send_all(CUSTOMERS_TOPIC, [(sample.partition, sample.key, p) for p in poison])
         wanted = {(str(p), str(o)) for p, o in injected}
@@ -67,9 +67,7 @@ def _inject_during_load(
             letters = dead_letters(fp.settings, CUSTOMERS_TOPIC)
             return [h for h in letters if (h.get("source_partition"), h.get("source_offset")) in wanted]
 
-        poll_until(
-            lambda: len(ours()) == len(poison), DEAD_LETTER_BOUND_S, "every injected record's dead letter"
-        )
+        poll(lambda: len(ours()) == len(poison), DEAD_LETTER_BOUND_S, "every injected record's dead letter")
         seconds = round(time.monotonic() - sent_at, 1)
         report = load.result(120)
         fp.wait_lag_zero(APPLY_TIMEOUT_S)

@@ -24,11 +24,11 @@ from tests.faults.crafting import (
     insert_customers,
     ledger_count,
     ledger_mark,
-    poll_until,
     read_topic,
     sink_rows,
 )
 from tests.faults.pipeline import FaultPipeline, fault_pipeline
+from tests.polling import poll
 
 __all__ = ["fault_pipeline"]
 KEYS = 1000
@@ -82,7 +82,7 @@ def test_stale_copies_of_earlier_events_are_rejected_and_ledgered(
         ids = insert_customers(source, _tag("K8"), KEYS)
         source.execute("UPDATE public.customers SET phone = 'k8-newer' WHERE id = ANY(%s)", [ids])
         fp.wait_lag_zero(APPLY_TIMEOUT_S)
-        poll_until(
+        poll(
             lambda: (
                 sink.execute(
                     "SELECT count(*) FROM customer_directory"
@@ -99,7 +99,7 @@ def test_stale_copies_of_earlier_events_are_rejected_and_ledgered(
         before, mark, audit = sink_rows(sink, ids), ledger_mark(sink), fp.audit_mark()
         injected = recoder.send_all(CUSTOMERS_TOPIC, _restage(recoder, found))
         fp.wait_lag_zero(APPLY_TIMEOUT_S)
-        ledgered = poll_until(
+        ledgered = poll(
             lambda: ledger_count(sink, ids, mark) == KEYS or None, 60, "the ledger entries"
         ) and ledger_count(sink, ids, mark)
         after = sink_rows(sink, ids)
@@ -135,10 +135,10 @@ def test_column_added_mid_run_registers_a_version_and_flows_where_mapped(
     with fp.workers() as workers:
         w = workers.start_one()
         load = fp.start_load(rate=20, duration_s=40, mix="60:35:5")
-        poll_until(lambda: load.writes >= 100, 60, "the load to be under way")
+        poll(lambda: load.writes >= 100, 60, "the load to be under way")
         source.execute(f"ALTER TABLE public.customers ADD COLUMN {column} text NULL")  # mid-run
         unmapped = insert_customers(source, _tag("S1a"), 50, {column: "written before it was mapped"})
-        new_versions = poll_until(
+        new_versions = poll(
             lambda: [
                 v for v in registry.get(f"/subjects/{subject}/versions").json() if v not in versions_before
             ],
@@ -146,7 +146,7 @@ def test_column_added_mid_run_registers_a_version_and_flows_where_mapped(
             "a new schema version of the customers value",
         )
         # The running worker (static mappings) ignores the new field: no failure, keeps applying.
-        poll_until(lambda: fp.lag() == 0 or None, APPLY_TIMEOUT_S, "the unmapped column's events")
+        poll(lambda: fp.lag() == 0 or None, APPLY_TIMEOUT_S, "the unmapped column's events")
         workers.check_alive()
         assert "Traceback" not in w.text()
         # Map it (PipelineSettings.extra_columns): the sink adds the column at startup.
@@ -217,7 +217,7 @@ def test_toasted_column_survives_updates_of_another_column(
         updated = (
             "SELECT count(*) FROM customer_directory WHERE customer_id = ANY(%s) AND phone = 's3-updated'"
         )
-        poll_until(lambda: sink.execute(updated, [ids]).fetchone()[0] == KEYS, APPLY_TIMEOUT_S, "the updates")
+        poll(lambda: sink.execute(updated, [ids]).fetchone()[0] == KEYS, APPLY_TIMEOUT_S, "the updates")
         fp.wait_lag_zero(APPLY_TIMEOUT_S)
         decoded = [
             recoder.decode_or_none(m.value) for m in read_topic(fp.settings, CUSTOMERS_TOPIC) if m.value
@@ -279,10 +279,10 @@ def test_deletes_and_a_late_stale_upsert_do_not_resurrect(
         fp.wait_lag_zero(APPLY_TIMEOUT_S)
         live = "SELECT count(*) FROM customer_directory WHERE customer_id = ANY(%s)"
         tombs = "SELECT count(*) FROM customer_directory__cf_deleted WHERE customer_id = ANY(%s)"
-        poll_until(lambda: sink.execute(live, [ids]).fetchone()[0] == KEYS, APPLY_TIMEOUT_S, "the inserts")
+        poll(lambda: sink.execute(live, [ids]).fetchone()[0] == KEYS, APPLY_TIMEOUT_S, "the inserts")
         source.execute("DELETE FROM public.customers WHERE id = ANY(%s)", [ids])
         # Lag 0 alone can precede Debezium's capture of the deletes: wait for the sink state.
-        poll_until(lambda: sink.execute(tombs, [ids]).fetchone()[0] == KEYS, APPLY_TIMEOUT_S, "the deletes")
+        poll(lambda: sink.execute(tombs, [ids]).fetchone()[0] == KEYS, APPLY_TIMEOUT_S, "the deletes")
         fp.wait_lag_zero(APPLY_TIMEOUT_S)
         assert sink.execute(live, [ids]).fetchone()[0] == 0
         messages = read_topic(fp.settings, CUSTOMERS_TOPIC)
@@ -292,7 +292,7 @@ def test_deletes_and_a_late_stale_upsert_do_not_resurrect(
         mark, audit = ledger_mark(sink), fp.audit_mark()
         injected = recoder.send_all(CUSTOMERS_TOPIC, _restage(recoder, found))  # late, stale upserts
         fp.wait_lag_zero(APPLY_TIMEOUT_S)
-        ledgered = poll_until(lambda: ledger_count(sink, ids, mark) == KEYS or None, 60, "ledger entries")
+        ledgered = poll(lambda: ledger_count(sink, ids, mark) == KEYS or None, 60, "ledger entries")
         workers.check_alive()
         numbers.update(
             {

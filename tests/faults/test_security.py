@@ -19,8 +19,8 @@ from streams.domains.shipping import shipping_mappings as declared
 from streams.errors import ConfigError
 from streams.sinks import conninfo_from, validate_mappings
 from streams.sinks.mapping import with_extra_columns
-from tests.faults.crafting import poll_until
 from tests.faults.pipeline import FaultPipeline, fault_pipeline
+from tests.polling import poll
 
 __all__ = ["fault_pipeline"]
 APPLY_TIMEOUT_S = 180.0
@@ -108,7 +108,7 @@ def test_injection_shaped_values_and_names_are_stored_byte_exact(
         ).fetchall()
         with fp.sink() as sink:
             evil = psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(n) for n in EVIL_NAMES.values())
-            got = poll_until(
+            got = poll(
                 lambda: (
                     rows
                     if len(

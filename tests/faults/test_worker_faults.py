@@ -22,7 +22,8 @@ from streams import dlq
 from streams.demo.measure import read_changes
 from streams.pipeline.loop import FAULT_EXIT_CODE
 from streams.sinks import reset_offsets
-from tests.faults.pipeline import FaultPipeline, WorkerProc, Workers, fault_pipeline, poll
+from tests.faults.pipeline import FaultPipeline, WorkerProc, Workers, fault_pipeline
+from tests.polling import poll
 
 __all__ = ["fault_pipeline"]
 
