@@ -11,7 +11,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -48,7 +48,6 @@ class Service:
     run_as: str | None = None
     stop_signal: signal.Signals = signal.SIGTERM
     env: Callable[[StackContext], dict[str, str]] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def os_user_for(package_user: str) -> str | None:

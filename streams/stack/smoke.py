@@ -59,7 +59,7 @@ def connector_config(source: Source, name: str, settings: Settings, secrets: str
             "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
             "plugin.name": "pgoutput",
             "database.hostname": pg.host, "database.port": str(pg.port), "database.user": pg.user,
-            "database.password": placeholder_of(secrets, "source_postgres.password"),
+            "database.password": placeholder(Path(secrets), "source_postgres.password"),
             "database.dbname": pg.database,
             "table.include.list": f"public.{name}",
             "slot.name": name, "publication.name": name,
@@ -70,17 +70,13 @@ def connector_config(source: Source, name: str, settings: Settings, secrets: str
         **common,
         "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
         "database.hostname": db.host, "database.port": str(db.port),
-        "database.user": db.user, "database.password": placeholder_of(secrets, "source_mariadb.password"),
+        "database.user": db.user, "database.password": placeholder(Path(secrets), "source_mariadb.password"),
         "database.server.id": str(5000 + uuid.uuid4().int % 1000),
         "database.include.list": db.database,
         "table.include.list": f"{db.database}.{name}",
         "schema.history.internal.kafka.bootstrap.servers": settings.kafka.bootstrap_servers,
         "schema.history.internal.kafka.topic": f"{name}.schema-history",
     }  # fmt: skip
-
-
-def placeholder_of(path: str, key: str) -> str:
-    return placeholder(Path(path), key)
 
 
 def capture_one_change(
