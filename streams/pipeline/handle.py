@@ -47,6 +47,9 @@ class Handler:
         # Updates without a before image get one rebuilt from the sink, so transforms emit only
         # what really changed (customers: REPLICA IDENTITY DEFAULT, see previous.py).
         self.previous = previous
+        # Topic → source table, learned from decoded events (topic names need not follow
+        # <prefix>.<schema>.<table>, e.g. replays), so prefetch can route keys without values.
+        self._tables: dict[str, str] = {}
 
     def _decode(self, data: bytes | None, origin: MessageOrigin) -> Any:
         return None if data is None else self.decoder.decode(data, origin)
@@ -59,13 +62,14 @@ class Handler:
         for r in records:
             if r.key is None or r.topic.startswith(OUTBOX_PREFIX + "."):
                 continue
+            table = self._tables.get(r.topic) or _table_of(r.topic)
+            if table is None or table not in self.previous.tables:
+                continue
             try:
-                t = parse_table_topic(r.topic)
                 key = self._decode(r.key, MessageOrigin(r.topic, r.partition, r.offset))
-            except (ConfigError, DecodeError):
-                continue  # handle() reports it (or the topic is not a table's)
-            table = f"{t.schema}.{t.table}"
-            if table in self.previous.tables and isinstance(key, Mapping):
+            except DecodeError:
+                continue  # handle() dead-letters it
+            if isinstance(key, Mapping):
                 keys.setdefault(table, []).append(key)
         self.previous.prefetch(keys)
 
@@ -85,6 +89,7 @@ class Handler:
                 offset=r.offset,
                 logical_types=self.decoder.row_types(r.value),
             )
+            self._tables[r.topic] = change.table_id
             events = self.registry.for_change(self.previous.fill(change) if self.previous else change)
             self.sink.add(r.partition, change)
         if self.encoders is None:
@@ -94,6 +99,14 @@ class Handler:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # fastavro's encode errors
             msg = f"domain event does not fit its contract at {origin}: {exc!r}"
             raise TransformError(msg) from exc
+
+
+def _table_of(topic: str) -> str | None:
+    try:
+        t = parse_table_topic(topic)
+    except ConfigError:
+        return None
+    return f"{t.schema}.{t.table}"
 
 
 def outbox_message(r: Record, key: Any, value: Any) -> OutboxMessage:
