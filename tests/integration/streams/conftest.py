@@ -41,9 +41,12 @@ def topic(settings: Settings) -> Iterator[str]:
     admin.close()
 
 
-@pytest.fixture(scope="session")
-def crafter(settings: Settings) -> Crafter:
-    return Crafter(settings)
+@pytest.fixture
+def crafter(settings: Settings) -> Iterator[Crafter]:
+    """Per test: a producer outliving its topics would log missing-topic errors for the session."""
+    c = Crafter(settings)
+    yield c
+    c.close()
 
 
 @pytest.fixture

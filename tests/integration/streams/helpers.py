@@ -122,3 +122,6 @@ class Crafter:
 
     def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         self.producer.send(topic, key=key, value=value).get(30)
+
+    def close(self) -> None:
+        self.producer.close(5)
