@@ -32,7 +32,7 @@ def test_injection_shaped_names_are_quoted_identifiers() -> None:
     assert '"Sch""ema"."x; DROP TABLE canary; --"' in text
     assert '"va""l ünï" = EXCLUDED."va""l ünï"' in text
     assert '"Sch""ema"."x; DROP TABLE canary; --__cf_deleted"' in text
-    assert "%s::bigint[]" in text
+    assert "%b::bigint[]" in text
     assert 'canary; --"' in text
     assert "DROP TABLE canary; --\n" not in text
 
