@@ -122,9 +122,8 @@ class Pipeline:
 
             await self.backoff.retry("publish ack", acked)
         started = time.perf_counter()
-        writes = self.sink.batch.newest()
         result = await self._flush(by_offset)
-        self.metrics.observe_flush(writes, result, time.perf_counter() - started)
+        self.metrics.observe_flush(result, time.perf_counter() - started)
         self.stats["records"] += len(records)
         self.stats["applied"] += result.applied
         self.stats["flushes"] += 1

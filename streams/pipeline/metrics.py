@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter as Tally
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 from streams.sinks import FlushResult
-from streams.sinks.batch import Write
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +51,10 @@ class PipelineMetrics:
         for topic, n in Tally(r.topic for r in records).items():
             self.consumed.labels(topic=topic).inc(n)
 
-    def observe_flush(self, writes: Iterable[Write], result: FlushResult, seconds: float) -> None:
-        """``writes``: the de-duplicated writes the flush sent; the refused ones are subtracted."""
+    def observe_flush(self, result: FlushResult, seconds: float) -> None:
+        """Applied = the de-duplicated writes the flush sent minus the ones the guard refused."""
         self.flush_seconds.observe(seconds)
-        sent = Tally(w.mapping.sink_table for w in writes)
+        sent = result.written
         refused = Tally(c.sink_table for c in result.conflicts if c.reason != "overwrote_newer")
         for c in result.conflicts:
             self.conflicts.labels(table=c.sink_table, reason=c.reason).inc()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -23,16 +24,23 @@ from psycopg import sql
 
 from streams.cdc import ChangeEvent, Op
 from streams.sinks import AsyncPostgresSink, TableMapping
-from streams.sinks.batch import Write, to_write
+from streams.sinks.batch import Write, key_of
 from streams.sinks.classify import unavailable
 from streams.sinks.ddl import POSITION
 
 TEXT_TYPES = frozenset({"text", "varchar", "char"})
 
 
+@cache
 def _text_columns(m: TableMapping) -> list[tuple[str, str]]:
     """(sink name, source name) of the mapping's text value columns."""
     return [(c.name, c.source) for c in m.value_columns if c.type.split("(")[0].strip() in TEXT_TYPES]
+
+
+@cache
+def _value_index(m: TableMapping) -> dict[str, int]:
+    """Sink column name -> its index in ``Write.values``."""
+    return {c.name: i for i, c in enumerate(m.value_columns)}
 
 
 class PreviousRows:
@@ -86,15 +94,21 @@ class PreviousRows:
         return change if before is None else replace(change, before=before)
 
     def _previous(self, m: TableMapping, change: ChangeEvent) -> Mapping[str, Any] | None:
-        key = to_write(m, change).key
+        key = key_of(m, change)
         incoming = change.position.to_bytes() if change.position else b""
         cols = _text_columns(m)
-        buffered = [w for w in self._buffered(m, key) if w.position < incoming and not w.hard_delete]
-        if buffered:
-            newest = max(buffered, key=lambda w: w.position)
-            names = [c.name for c in m.value_columns]
+        newest: Write | None = None
+        for w in self._buffered(m, key):
+            if (
+                w.position < incoming
+                and not w.hard_delete
+                and (newest is None or w.position > newest.position)
+            ):
+                newest = w
+        if newest is not None:
             # A kept column (TOAST placeholder) has its value only in the sink: left out.
-            return {src: newest.values[names.index(name)] for name, src in cols if name not in newest.keep}
+            at = _value_index(m)
+            return {src: newest.values[at[name]] for name, src in cols if name not in newest.keep}
         slot = (m.source_table, key)
         row = self._fetched[slot] if slot in self._fetched else self._lookup(m, key, [n for n, _ in cols])
         if row is None or bytes(row[-1]) >= incoming:

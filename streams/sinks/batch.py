@@ -60,16 +60,31 @@ def _value(col: Column, row: Mapping[str, Any], types: Mapping[str, str]) -> Any
     return convert_logical(types.get(col.source), raw)
 
 
-def to_write(mapping: TableMapping, event: ChangeEvent, placeholder: str = UNAVAILABLE_VALUE) -> Write:
-    """Extract key and values; a record whose key is incomplete is poison (``SinkRowError``)."""
-    assert event.position is not None, "tombstones carry no row"
+def _merged_row(event: ChangeEvent) -> dict[str, Any]:
     row: dict[str, Any] = dict(event.key) if isinstance(event.key, Mapping) else {}
     row.update(event.row or {})
-    types = event.logical_types
-    key = tuple(_value(c, row, types) for c in mapping.key_columns)
+    return row
+
+
+def _key(mapping: TableMapping, event: ChangeEvent, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    key = tuple(_value(c, row, event.logical_types) for c in mapping.key_columns)
     if any(k is None for k in key):
         msg = f"key columns {list(mapping.key)} incomplete for {mapping.source_table}"
         raise SinkRowError(msg, event.origin, key)
+    return key
+
+
+def key_of(mapping: TableMapping, event: ChangeEvent) -> tuple[Any, ...]:
+    """The sink key of ``event`` alone (no value conversion); ``SinkRowError`` if incomplete."""
+    return _key(mapping, event, _merged_row(event))
+
+
+def to_write(mapping: TableMapping, event: ChangeEvent, placeholder: str = UNAVAILABLE_VALUE) -> Write:
+    """Extract key and values; a record whose key is incomplete is poison (``SinkRowError``)."""
+    assert event.position is not None, "tombstones carry no row"
+    row = _merged_row(event)
+    types = event.logical_types
+    key = _key(mapping, event, row)
     deleting = event.op is Op.DELETE
     keep: set[str] = set()
     values: list[Any] = []
@@ -145,7 +160,8 @@ class Batch:
 
     def groups(self) -> dict[tuple[TableMapping, bool, frozenset[str]], list[Write]]:
         """Writes that share one statement: same table, hard delete or not, same kept columns."""
-        out: dict[tuple[TableMapping, bool, frozenset[str]], list[Write]] = defaultdict(list)
+        # Keyed by the mapping's identity while grouping: a dataclass hash walks every column.
+        by_id: dict[tuple[int, bool, frozenset[str]], list[Write]] = defaultdict(list)
         for w in self.newest():
-            out[(w.mapping, w.hard_delete, frozenset() if w.hard_delete else w.keep)].append(w)
-        return out
+            by_id[(id(w.mapping), w.hard_delete, frozenset() if w.hard_delete else w.keep)].append(w)
+        return {(ws[0].mapping, hard, keep): ws for (_, hard, keep), ws in by_id.items()}

@@ -37,6 +37,7 @@ class FlushResult:
     applied: int = 0
     duplicates: int = 0  # same position already stored (a redelivery)
     superseded: int = 0  # dropped inside the batch by a newer event of the same key
+    written: dict[str, int] = field(default_factory=dict)  # sink table -> de-duplicated writes sent
     conflicts: list[Conflict] = field(default_factory=list)
 
     @property

@@ -77,8 +77,9 @@ def flush_steps(batch: Batch, group: str, schema: str) -> Generator[Step, list[A
     """Rows per statement group, then the ledger, then the offsets — all in one transaction."""
     result = FlushResult(offsets=dict(batch.next_offsets))
     newest = 0
-    for (_, hard, keep), writes in batch.groups().items():
+    for (m, hard, keep), writes in batch.groups().items():
         newest += len(writes)
+        result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
     result.superseded = len(batch.writes) - newest
     if result.conflicts:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
 
 from streams.errors import ConfigError
@@ -73,16 +74,25 @@ class TableMapping:
         object.__setattr__(self, "delete_policy", DeletePolicy(self.delete_policy))
         object.__setattr__(self, "conflict_policy", ConflictPolicy(self.conflict_policy))
 
+    def __hash__(self) -> int:
+        """Computed once: mappings key caches hit per event, and a field-wise hash walks every column."""
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            self.__dict__["_hash"] = cached
+        return cached
+
     @property
     def tombstone_table(self) -> str:
         return self.sink_table + TOMBSTONE_SUFFIX
 
-    @property
+    # Cached: read for every event on the hot path; the mapping is immutable.
+    @cached_property
     def key_columns(self) -> list[Column]:
         by_name = {c.name: c for c in self.columns}
         return [by_name[k] for k in self.key]
 
-    @property
+    @cached_property
     def value_columns(self) -> list[Column]:
         return [c for c in self.columns if c.name not in self.key]
 
