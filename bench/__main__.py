@@ -1,10 +1,12 @@
 """``python -m bench [--quick] [--keep-stack]``: the whole benchmark on a private stack.
 
 Order: private stack up → per workload a fixed moderate live load with commit→applied latency
-(real worker) and a seeded bulk top-up → copy each workload's change-topic range to replay topics
-→ peers alternating (changefeed, changefeed without domain events, JDBC sink, plain loop) × reps,
-stage limits once per rep, the last rep's changefeed runs sampled by py-spy → backlog (Debezium
-capture alone, then worker drain, profiled) → bench/results/<date>.{json,md,png} → stack down.
+(real worker) and a seeded bulk top-up → copy each workload's change-topic range to replay
+topics → per workload a stepped fixed-rate load up to the maximum sustained rate, latency at half
+of it → a soak at the insert-heavy maximum (worker RSS over 10 minutes) → peers alternating
+(changefeed, changefeed without domain events, JDBC sink, plain loop) × reps, stage limits once
+per rep, the last rep's changefeed runs sampled by py-spy → backlog (Debezium capture alone, then
+worker drain, profiled) → bench/results/<date>.{json,md,png} → stack down.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import backlog, bulk, limits, live, peers, plot, profile, replay, report, stack
+from bench import backlog, bulk, limits, live, peers, plot, profile, replay, report, stack, stepped
 from bench.resources import Sampler
 from bench.workloads import WORKLOADS
 from streams.settings import Settings
 from streams.sinks import conninfo_from
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SOAK_WORKLOAD = WORKLOADS[0]  # insert-heavy: every change a new key, so per-key state would show as growth
 
 
 def say(line: str) -> None:
@@ -34,7 +37,7 @@ def say(line: str) -> None:
 
 def main() -> None:  # the run, top to bottom
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="~6 min: 1 rep, 15 s live, 50k backlog")
+    ap.add_argument("--quick", action="store_true", help="~12 min: 1 rep, 15 s live, 10 s steps, 1 min soak")
     ap.add_argument("--keep-stack", action="store_true", help="leave the private stack running")
     ap.add_argument("--root", type=Path, default=Path("/tmp/changefeed-bench"))  # noqa: S108 - 0755, private
     ap.add_argument("--seed", type=int, default=8)
@@ -47,6 +50,7 @@ def main() -> None:  # the run, top to bottom
     reps = 1 if q else 3
     live_rate, live_s = 40.0, (15.0 if q else 25.0)  # tx/s: moderate, checked against the replay max
     backlog_n = 50_000 if q else 200_000
+    step_s, soak_s = (10.0, 60.0) if q else (20.0, 600.0)  # the issue's soak is 10 minutes
     bulk_n = 12_000  # seeded set-based top-up per workload; 3 reps × 3 workloads × 4 peers must fit ~25 min
     started = time.monotonic()
     date = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
@@ -69,6 +73,8 @@ def main() -> None:  # the run, top to bottom
         pids["worker-live"] = worker.pid
         worker.wait_ready()
         lives: list[dict[str, Any]] = []
+        steps: list[dict[str, Any]] = []
+        soak_doc: dict[str, Any] = {}
         replay_ends: dict[str, dict[str, int]] = {}
         try:
             for w in WORKLOADS:
@@ -90,6 +96,23 @@ def main() -> None:  # the run, top to bottom
                         settings.kafka.bootstrap_servers, topic, target, lo, hi, settings.registry.url
                     )
                 say(f"  replay topics for {w.short}: {replay_ends[w.short]}")
+            for w in WORKLOADS:
+                say(f"stepped load: {w.name} ({step_s:g} s steps from {stepped.START_EV_S:,.0f} ev/s)")
+                sr = stepped.run_stepped(settings, w, a.seed, f"{run_tag}st", step_s, dict(pids))
+                for st in sr.steps:
+                    say(
+                        f"  {st.asked_ev_s:,.0f} ev/s asked, {st.achieved_ev_s:,.0f} achieved, "
+                        f"caught up {st.catch_up_s:.1f} s after: {'ok' if st.sustained else 'not sustained'}"
+                    )
+                say(f"  max sustained {sr.max_sustained_ev_s:,.0f} ev/s; at half: {sr.latency}")
+                steps.append(sr.to_json())
+            top = next((x for x in steps if x["workload"] == SOAK_WORKLOAD.name), None)
+            if top and top["max_sustained_ev_s"]:
+                rate = top["max_sustained_ev_s"]
+                say(f"soak: {SOAK_WORKLOAD.name} at {rate:,.0f} ev/s for {soak_s:g} s (worker RSS every 5 s)")
+                sk = stepped.soak(settings, SOAK_WORKLOAD, a.seed, f"{run_tag}sk", rate, soak_s, worker.pid)
+                soak_doc = {**sk.to_json(), "summary": sk.summary()}
+                say(f"  {soak_doc['summary']}")
         finally:
             pids.pop("worker-live", None)
             worker.stop()
@@ -162,6 +185,8 @@ def main() -> None:  # the run, top to bottom
             "loadavg_run": _spread(sampler.loadavg),
         },
         "live": lives,
+        "stepped": steps,
+        "soak": soak_doc,
         "runs": runs,
         "limits": lims,
         "backlog": bl.to_json(),

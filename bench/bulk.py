@@ -30,35 +30,70 @@ _UPDATE = (
 )
 
 
+class BulkSource:
+    """One workload's set-based transactions on the customers source, committed one at a time.
+
+    ``run_bulk`` drives it flat out; ``bench.stepped`` paces it to a fixed rate of row changes.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        w: Workload,
+        seed: int,
+        tag: str,
+        purpose: str = "bulk",
+        tx_rows: int = TX_ROWS,
+    ) -> None:
+        self.w, self.tag, self.tx_rows = w, tag, tx_rows  # tag: unique per run (inserted emails)
+        self.rng = random.Random(f"{seed}:{w.short}:{purpose}")  # noqa: S311 - benchmark data
+        self.pg = customers.connect(settings.source_postgres)
+        self.keys = [int(r[0]) for r in self.pg.execute("SELECT id FROM public.customers ORDER BY id")]
+        self.pg.commit()
+        self.hot = self.keys[: max(1, int(len(self.keys) * HOT_SHARE))]
+        self.step = 0
+
+    def tx(self) -> int:
+        """Commit one transaction of about ``tx_rows`` changes in the workload's mix; their number."""
+        w, rng = self.w, self.rng
+        self.step += 1
+        total = w.mix.insert + w.mix.update + w.mix.delete
+        ins, upd = self.tx_rows * w.mix.insert // total, self.tx_rows * w.mix.update // total
+        dele = self.tx_rows * w.mix.delete // total
+        lo, changed = self.step * self.tx_rows, 0
+        if ins:
+            self.pg.execute(
+                _INSERT, (f"{self.tag}{w.short}", w.large_every, w.large_every or 1, BIG, lo, lo + ins - 1)
+            )
+            changed += ins
+        if upd and self.keys:
+            picks = {
+                rng.choice(self.hot) if w.hot and rng.random() < HOT_FRACTION else rng.choice(self.keys)
+                for _ in range(upd)
+            }
+            self.pg.execute(_UPDATE, (self.step, str(self.step), list(picks)))
+            changed += len(picks)
+        if dele and len(self.keys) > dele:
+            gone = set(rng.sample(self.keys, dele))
+            self.pg.execute("DELETE FROM public.customers WHERE id = ANY(%s)", (list(gone),))
+            self.keys = [k for k in self.keys if k not in gone]
+            self.hot = [k for k in self.hot if k not in gone] or self.keys[:1]
+            changed += dele
+        self.pg.commit()
+        return changed
+
+    def close(self) -> None:
+        self.pg.close()
+
+
 def run_bulk(settings: Settings, w: Workload, n: int, seed: int, tag: str) -> None:
-    rng = random.Random(f"{seed}:{w.short}:bulk")  # noqa: S311 - benchmark data
-    with customers.connect(settings.source_postgres) as pg:
-        keys = [int(r[0]) for r in pg.execute("SELECT id FROM public.customers ORDER BY id")]
-        pg.commit()
-        hot = keys[: max(1, int(len(keys) * HOT_SHARE))]
-        done, step = 0, 0
+    source = BulkSource(settings, w, seed, tag)
+    try:
+        done = 0
         while done < n:
-            step += 1
-            total = w.mix.insert + w.mix.update + w.mix.delete
-            ins, upd = TX_ROWS * w.mix.insert // total, TX_ROWS * w.mix.update // total
-            dele = TX_ROWS * w.mix.delete // total
-            lo = step * TX_ROWS
-            if ins:
-                pg.execute(
-                    _INSERT, (f"{tag}{w.short}", w.large_every, w.large_every or 1, BIG, lo, lo + ins - 1)
-                )
-            if upd and keys:
-                picks = {
-                    rng.choice(hot) if w.hot and rng.random() < HOT_FRACTION else rng.choice(keys)
-                    for _ in range(upd)
-                }
-                pg.execute(_UPDATE, (step, str(step), list(picks)))
-            if dele and len(keys) > dele:
-                gone = set(rng.sample(keys, dele))
-                pg.execute("DELETE FROM public.customers WHERE id = ANY(%s)", (list(gone),))
-                keys = [k for k in keys if k not in gone]
-            pg.commit()
-            done += ins + upd + dele
+            done += source.tx()
+    finally:
+        source.close()
 
 
 def settled_end(bootstrap: str, topic: str, quiet_s: float = 3.0) -> int:
