@@ -28,25 +28,38 @@ ENRICH_COLUMNS = (
 
 
 def enrich_ddl(schema: str, orders: str) -> list[sql.Composed]:
-    return [
+    """The enrichment columns, and an index so a customer's orders are found without a scan."""
+    columns = [
         sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
             sql.Identifier(schema, orders), sql.Identifier(name), sql.SQL(kind)
         )
         for name, kind in ENRICH_COLUMNS
     ]
+    index = sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (customer_id)").format(
+        sql.Identifier(f"{orders}__cf_customer_idx"[:63]), sql.Identifier(schema, orders)
+    )
+    return [*columns, index]
 
 
 def enrich_sql(schema: str, orders: str, customers: str) -> sql.Composed:
-    """Params: order ids[], customer ids[] touched by the batch."""
+    """Params: order ids[], customer ids[] touched by the batch.
+
+    ``t`` (the touched orders) comes first so that only their customers are read (by primary
+    key): deriving ``c`` from every customer cost a scan and sort of the whole directory per
+    flush (90 ms at 108k customers, growing with them).
+    """
     return sql.SQL(
-        "WITH c AS (SELECT DISTINCT ON (customer_id) customer_id, name, email, pos FROM ("
+        "WITH t AS (SELECT order_id, customer_id FROM {ov}"
+        " WHERE order_id = ANY(%s::bigint[]) OR customer_id = ANY(%s::bigint[])),"
+        " c AS (SELECT DISTINCT ON (customer_id) customer_id, name, email, pos FROM ("
         " SELECT customer_id, concat_ws(' ', first_name, last_name) AS name, email, {pos} AS pos FROM {cd}"
-        " UNION ALL SELECT customer_id, NULL, NULL, {pos} FROM {tomb}) s"
+        " WHERE customer_id IN (SELECT customer_id FROM t)"
+        " UNION ALL SELECT customer_id, NULL, NULL, {pos} FROM {tomb}"
+        " WHERE customer_id IN (SELECT customer_id FROM t)) s"
         " ORDER BY customer_id, pos DESC)"
         " UPDATE {ov} o SET customer_name = c.name, customer_email = c.email,"
         " customer_position = c.pos, enriched_customer_id = c.customer_id"
-        " FROM c WHERE c.customer_id = o.customer_id"
-        " AND (o.order_id = ANY(%s::bigint[]) OR o.customer_id = ANY(%s::bigint[]))"
+        " FROM t JOIN c ON c.customer_id = t.customer_id WHERE o.order_id = t.order_id"
         " AND (o.customer_position IS NULL OR o.enriched_customer_id IS DISTINCT FROM o.customer_id"
         " OR o.customer_position < c.pos)"
     ).format(
