@@ -22,6 +22,7 @@ from mode import Service, Worker
 from streams.codecs import AvroDecoder
 from streams.domains import default_registry
 from streams.domains.customers import TOPIC as CUSTOMERS_TOPIC
+from streams.domains.customers.transforms import BEFORE_COLUMNS as CUSTOMERS_BEFORE
 from streams.domains.customers.transforms import SOURCE_TABLE as CUSTOMERS_SOURCE
 from streams.domains.orders import TOPIC as ORDERS_TOPIC
 from streams.domains.shipping import ShippingSink
@@ -84,7 +85,7 @@ class PipelineService(Service):
         registry = RegistryClient(s.registry.url)
         encoders = Encoders(registry) if self.ps.publish_domain_events else None
         # Only the transforms' events need the rebuilt before image; without publishing, skip it.
-        previous = PreviousRows(sink, frozenset({CUSTOMERS_SOURCE})) if encoders is not None else None
+        previous = PreviousRows(sink, {CUSTOMERS_SOURCE: CUSTOMERS_BEFORE}) if encoders is not None else None
         handler = Handler(AvroDecoder(registry), default_registry(), encoders, sink, previous)
         return Pipeline(consumer, producer, sink, handler, self.ps)
 

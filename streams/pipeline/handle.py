@@ -54,7 +54,7 @@ class Handler:
     def _decode(self, data: bytes | None, origin: MessageOrigin) -> Any:
         return None if data is None else self.decoder.decode(data, origin)
 
-    def prefetch(self, records: Sequence[Record]) -> None:
+    async def prefetch(self, records: Sequence[Record]) -> None:
         """One sink query per poll for the rows its updates replace (not one per update)."""
         if self.previous is None or self.encoders is None:
             return
@@ -71,7 +71,7 @@ class Handler:
                 continue  # handle() dead-letters it
             if isinstance(key, Mapping):
                 keys.setdefault(table, []).append(key)
-        self.previous.prefetch(keys)
+        await self.previous.prefetch(keys)
 
     def handle(self, r: Record) -> list[Outgoing]:
         """Buffer ``r`` in the sink and return its encoded domain events."""

@@ -102,7 +102,7 @@ class Pipeline:
         by_offset: dict[tuple[str, int, int], Any] = {}
 
         async def prefetch() -> None:
-            self.handler.prefetch(records)
+            await self.handler.prefetch(records)
 
         try:  # an optimization: transient failures are retried, anything else falls back per key
             await self.backoff.retry("previous rows", prefetch, unknown=False)

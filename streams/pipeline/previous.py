@@ -32,9 +32,13 @@ TEXT_TYPES = frozenset({"text", "varchar", "char"})
 
 
 @cache
-def _text_columns(m: TableMapping) -> list[tuple[str, str]]:
-    """(sink name, source name) of the mapping's text value columns."""
-    return [(c.name, c.source) for c in m.value_columns if c.type.split("(")[0].strip() in TEXT_TYPES]
+def _text_columns(m: TableMapping, wanted: frozenset[str]) -> list[tuple[str, str]]:
+    """(sink name, source name) of the mapping's text value columns the transforms read."""
+    return [
+        (c.name, c.source)
+        for c in m.value_columns
+        if c.source in wanted and c.type.split("(")[0].strip() in TEXT_TYPES
+    ]
 
 
 @cache
@@ -44,9 +48,13 @@ def _value_index(m: TableMapping) -> dict[str, int]:
 
 
 class PreviousRows:
-    """Rebuilds ``before`` for updates of ``tables`` from the batch, then the sink (sync reads)."""
+    """Rebuilds ``before`` for updates of ``tables`` from the batch, then the sink.
 
-    def __init__(self, sink: AsyncPostgresSink, tables: frozenset[str]) -> None:
+    ``tables``: source table -> the source columns its transform compares. Only those are read
+    back (a customers update must not drag its 16 KiB ``bio`` out of the sink).
+    """
+
+    def __init__(self, sink: AsyncPostgresSink, tables: Mapping[str, frozenset[str]]) -> None:
         self.sink = sink
         self.tables = tables
         self._conn: psycopg.Connection[Any] | None = None
@@ -58,11 +66,12 @@ class PreviousRows:
         self._indexed_list: list[Write] | None = None  # the batch's list the index describes
         self._indexed_n = 0
 
-    def prefetch(self, keys: Mapping[str, list[Mapping[str, Any]]]) -> None:
+    async def prefetch(self, keys: Mapping[str, list[Mapping[str, Any]]]) -> None:
         """Fetch the stored rows of these decoded source keys, one query per table.
 
-        Called once per poll before its records are handled; single-column keys only (others
-        fall back to one lookup per update).
+        Called once per poll before its records are handled, on the sink's own async connection
+        (the event loop keeps fetching meanwhile); single-column keys only (others fall back to
+        one lookup per update).
         """
         self._fetched.clear()
         for table, decoded in keys.items():
@@ -73,13 +82,13 @@ class PreviousRows:
             wanted = {k[source] for k in decoded if k.get(source) is not None}
             if not wanted:
                 continue
-            names = [name for name, _ in _text_columns(m)]
+            names = [name for name, _ in _text_columns(m, self.tables[table])]
             query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
                 sql.SQL(", ").join(sql.Identifier(n) for n in [m.key[0], *names, POSITION]),
                 sql.Identifier(m.sink_schema, m.sink_table),
                 sql.Identifier(m.key[0]),
             )
-            for row in self._query(query, [list(wanted)]):
+            for row in await self._prefetch_query(query, [list(wanted)]):
                 self._fetched[(table, (row[0],))] = tuple(row[1:])
             for value in wanted:
                 self._fetched.setdefault((table, (value,)), None)
@@ -96,7 +105,7 @@ class PreviousRows:
     def _previous(self, m: TableMapping, change: ChangeEvent) -> Mapping[str, Any] | None:
         key = key_of(m, change)
         incoming = change.position.to_bytes() if change.position else b""
-        cols = _text_columns(m)
+        cols = _text_columns(m, self.tables[change.table_id])
         newest: Write | None = None
         for w in self._buffered(m, key):
             if (
@@ -123,6 +132,21 @@ class PreviousRows:
             self._index.setdefault((w.mapping.sink_schema, w.mapping.sink_table, w.key), []).append(w)
         self._indexed_n = len(writes)
         return self._index.get((m.sink_schema, m.sink_table, key), [])
+
+    async def _prefetch_query(self, query: sql.Composed, params: list[Any]) -> list[tuple[Any, ...]]:
+        conn = await self.sink.connection()
+        try:
+            # Its own transaction, committed here: an implicit one left open would turn the
+            # flush's transaction into a savepoint.
+            async with conn.transaction(), conn.cursor() as cur:
+                await cur.execute(query, params)
+                self.lookups += 1
+                return [tuple(r) for r in await cur.fetchall()]
+        except psycopg.errors.UndefinedTable:
+            return []  # the sink's tables are created at start; nothing stored yet
+        except psycopg.Error as exc:
+            await self.sink.close()
+            raise unavailable(exc, "previous-row prefetch") from exc
 
     def _query(self, query: sql.Composed, params: list[Any]) -> list[tuple[Any, ...]]:
         try:

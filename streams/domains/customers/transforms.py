@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 TOPIC = domain_topic("customers")
 SOURCE_TABLE = "public.customers"
 NAMESPACE = "dev.changefeed.customers"
+# The columns ``_updated`` compares between before and after: all a rebuilt ``before`` needs.
+BEFORE_COLUMNS = frozenset({"email", "first_name", "last_name", "phone"})
 
 
 def _full_name(row: Mapping[str, Any]) -> str:

@@ -48,7 +48,7 @@ class FakeHandler:
     def __init__(self, sink: FakeSink, errors: dict[int, list[Exception]]) -> None:
         self.sink, self.errors = sink, errors
 
-    def prefetch(self, records: list[Rec]) -> None:
+    async def prefetch(self, records: list[Rec]) -> None:
         self.prefetched = len(records)
 
     def handle(self, r: Rec) -> list[Any]:
