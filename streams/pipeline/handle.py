@@ -50,6 +50,8 @@ class Handler:
         # Topic → source table, learned from decoded events (topic names need not follow
         # <prefix>.<schema>.<table>, e.g. replays), so prefetch can route keys without values.
         self._tables: dict[str, str] = {}
+        # Keys prefetch already decoded, by (topic, partition, offset): handle() does not decode twice.
+        self._keys: dict[tuple[str, int, int], Any] = {}
 
     def _decode(self, data: bytes | None, origin: MessageOrigin) -> Any:
         return None if data is None else self.decoder.decode(data, origin)
@@ -59,6 +61,7 @@ class Handler:
         if self.previous is None or self.encoders is None:
             return
         keys: dict[str, list[Mapping[str, Any]]] = {}
+        self._keys.clear()
         for r in records:
             if r.key is None or r.topic.startswith(OUTBOX_PREFIX + "."):
                 continue
@@ -69,6 +72,7 @@ class Handler:
                 key = self._decode(r.key, MessageOrigin(r.topic, r.partition, r.offset))
             except DecodeError:
                 continue  # handle() dead-letters it
+            self._keys[(r.topic, r.partition, r.offset)] = key
             if isinstance(key, Mapping):
                 keys.setdefault(table, []).append(key)
         await self.previous.prefetch(keys)
@@ -76,7 +80,9 @@ class Handler:
     def handle(self, r: Record) -> list[Outgoing]:
         """Buffer ``r`` in the sink and return its encoded domain events."""
         origin = MessageOrigin(r.topic, r.partition, r.offset)
-        key, value = self._decode(r.key, origin), self._decode(r.value, origin)
+        at = (r.topic, r.partition, r.offset)
+        key = self._keys.pop(at) if at in self._keys else self._decode(r.key, origin)
+        value = self._decode(r.value, origin)
         if r.topic.startswith(OUTBOX_PREFIX + "."):
             events = self.registry.for_outbox(outbox_message(r, key, value))
             self.sink.batch.mark(r.topic, r.partition, r.offset)  # no rows, but the offset counts
