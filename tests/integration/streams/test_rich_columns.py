@@ -70,7 +70,14 @@ def domain_events(
         TopicPartition(CUSTOMERS_DOMAIN, p) for p in sorted(c.partitions_for_topic(CUSTOMERS_DOMAIN) or ())
     ]
     c.assign(tps)
-    c.seek_to_beginning(*tps)
+    # From the first record produced after ``since`` (a long-lived stack's topic can hold millions).
+    starts = c.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
+    for tp in tps:
+        start = starts.get(tp)
+        if start is None:
+            c.seek_to_end(tp)
+        else:
+            c.seek(tp, start.offset)
     found: dict[str, dict[str, Any]] = {}
 
     def scan() -> bool:
