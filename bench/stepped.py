@@ -5,7 +5,8 @@ a fixed rate of row changes) → Debezium → Kafka → the real ``changefeed wo
 default group) → sink. A step is *sustained* when, after its load stops, the sink holds every
 change within ``CATCH_UP_S``: a pipeline slower than the load builds a backlog that takes longer
 than that to drain (at 10% over capacity, a 20 s step leaves 2 s of backlog). The ladder grows by
-``FACTOR`` until a step is not sustained or the generator itself cannot keep the rate.
+``FACTOR`` until a step is not sustained or the generator itself cannot keep the rate; then two
+bisections between the last sustained rung and the first failed one narrow the maximum.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CATCH_UP_S = 3.0  # sink holds everything this long after the load stopped: the 
 FACTOR = 1.5
 START_EV_S = 1000.0
 MAX_STEPS = 8
+REFINE_STEPS = 2  # bisections between the last sustained rung and the first that was not
 GENERATOR_SHORTFALL = 0.9  # achieved < 90% of the asked rate: the generator, not the pipeline, is the limit
 
 
@@ -143,28 +145,44 @@ def run_stepped(
     try:
         with psycopg.connect(conninfo_from(settings.sink_postgres)) as sink:
             catch_up(sink, bootstrap, 600)  # start clean: earlier phases may still be draining
-            rate = START_EV_S
+            rate, failed = START_EV_S, 0.0
             for _ in range(MAX_STEPS):
-                changes, secs = paced(source, rate, step_s)
-                took = catch_up(sink, bootstrap)
-                achieved = changes / secs
-                ok = took <= CATCH_UP_S and achieved >= GENERATOR_SHORTFALL * rate
-                res.steps.append(Step(rate, achieved, changes, took, ok))
-                if achieved < GENERATOR_SHORTFALL * rate:
+                step = _step(source, sink, bootstrap, rate, step_s)
+                res.steps.append(step)
+                if step.achieved_ev_s < GENERATOR_SHORTFALL * rate:
                     res.limited_by = "generator"
                     break
-                if not ok:
-                    res.limited_by = "pipeline"
+                if not step.sustained:
+                    res.limited_by, failed = "pipeline", rate
                     break
-                res.max_sustained_ev_s = achieved
+                res.max_sustained_ev_s = step.achieved_ev_s
                 rate *= FACTOR
             else:
                 res.limited_by = "ladder end"
+            ok = res.max_sustained_ev_s
+            for _ in range(REFINE_STEPS if failed and ok else 0):  # bisect the last rung
+                mid = (ok + failed) / 2
+                step = _step(source, sink, bootstrap, mid, step_s)
+                res.steps.append(step)
+                if step.sustained:
+                    ok = res.max_sustained_ev_s = step.achieved_ev_s
+                else:
+                    failed = mid
             if res.max_sustained_ev_s:
                 _half_load(settings, sink, source, res, step_s, pids)
     finally:
         source.close()
     return res
+
+
+def _step(
+    source: BulkSource, sink: psycopg.Connection[Any], bootstrap: str, rate: float, step_s: float
+) -> Step:
+    changes, secs = paced(source, rate, step_s)
+    took = catch_up(sink, bootstrap)
+    achieved = changes / secs
+    ok = took <= CATCH_UP_S and achieved >= GENERATOR_SHORTFALL * rate
+    return Step(rate, achieved, changes, took, ok)
 
 
 def _half_load(
