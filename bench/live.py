@@ -154,8 +154,13 @@ class LiveResult:
         return out
 
 
+def progress(sink: psycopg.Connection[Any], bootstrap: str) -> tuple[int, int]:
+    """(change-topic end offsets, offsets the sink stored) summed over the worker's topics."""
+    return ends(end_offsets(bootstrap), WORKER_TOPICS), stored(sink, "public", GROUP, WORKER_TOPICS)
+
+
 def wait_caught_up(sink: psycopg.Connection[Any], bootstrap: str, timeout_s: float) -> int:
-    target = ends(end_offsets(bootstrap), WORKER_TOPICS)
+    target, _ = progress(sink, bootstrap)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         done = stored(sink, "public", GROUP, WORKER_TOPICS)

@@ -109,14 +109,6 @@ def paced(source: BulkSource, rate: float, duration_s: float, tick: Any = None) 
     return done, time.monotonic() - t0
 
 
-def _lag(sink: psycopg.Connection[Any], bootstrap: str) -> tuple[int, int]:
-    """(change-topic end offsets, offsets the sink stored) summed over the worker's topics."""
-    return (
-        live.ends(end_offsets(bootstrap), live.WORKER_TOPICS),
-        live.stored(sink, "public", live.GROUP, live.WORKER_TOPICS),
-    )
-
-
 def catch_up(sink: psycopg.Connection[Any], bootstrap: str, timeout_s: float = 300.0) -> float:
     """Seconds from now until the sink stored every change-topic offset, Debezium included: done
     when the topics gained nothing for 1 s and the sink holds their end."""
@@ -124,7 +116,7 @@ def catch_up(sink: psycopg.Connection[Any], bootstrap: str, timeout_s: float = 3
     reached: dict[int, float] = {}  # end offset total -> when the sink first held it
     last_end, since = -1, t0
     while time.monotonic() - t0 < timeout_s:
-        end, stored = _lag(sink, bootstrap)
+        end, stored = live.progress(sink, bootstrap)
         now = time.monotonic()
         if end != last_end:
             last_end, since = end, now
@@ -221,7 +213,7 @@ def soak(
 
             def sample(t: float) -> None:
                 if t >= next_sample[0]:
-                    end, stored = _lag(sink, bootstrap)
+                    end, stored = live.progress(sink, bootstrap)
                     res.rss_mb.append((round(t, 1), resources.rss_mb(worker_pid)))
                     res.lag_events.append((round(t, 1), end - stored))
                     next_sample[0] = t + 5.0

@@ -160,8 +160,7 @@ class Batch:
 
     def groups(self) -> dict[tuple[TableMapping, bool, frozenset[str]], list[Write]]:
         """Writes that share one statement: same table, hard delete or not, same kept columns."""
-        # Keyed by the mapping's identity while grouping: a dataclass hash walks every column.
-        by_id: dict[tuple[int, bool, frozenset[str]], list[Write]] = defaultdict(list)
-        for w in self.newest():
-            by_id[(id(w.mapping), w.hard_delete, frozenset() if w.hard_delete else w.keep)].append(w)
-        return {(ws[0].mapping, hard, keep): ws for (_, hard, keep), ws in by_id.items()}
+        out: dict[tuple[TableMapping, bool, frozenset[str]], list[Write]] = defaultdict(list)
+        for w in self.newest():  # TableMapping caches its hash, so keying by it is cheap
+            out[(w.mapping, w.hard_delete, frozenset() if w.hard_delete else w.keep)].append(w)
+        return out
