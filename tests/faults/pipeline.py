@@ -170,11 +170,18 @@ class Workers:
 
     def in_transaction(self) -> set[str]:
         """Names of workers whose sink session is inside a transaction right now (mid-flush)."""
+        return self._sessions("xact_start IS NOT NULL")
+
+    def running_statement(self) -> set[str]:
+        """Names of workers whose sink session is executing a statement (e.g. a COMMIT) right now."""
+        return self._sessions("state = 'active'")
+
+    def _sessions(self, condition: str) -> set[str]:
         by_session = {w.sink_session: w.name for w in self.procs if w.alive()}
         with self.fp.sink() as conn:
             rows = conn.execute(
-                "SELECT application_name FROM pg_stat_activity WHERE application_name = ANY(%s)"
-                " AND xact_start IS NOT NULL",
+                sql.SQL("SELECT application_name FROM pg_stat_activity WHERE application_name = ANY(%s) AND ")
+                + sql.SQL(condition),  # a fixed literal from this class, never input
                 [list(by_session)],
             ).fetchall()
         return {by_session[str(r[0])] for r in rows}

@@ -210,8 +210,13 @@ def test_k5_sink_postgres_down_60s(fault_pipeline: FaultPipeline, scenario_numbe
         load = fp.start_load(rate=100, duration_s=10 + outage_s)
         # Keeping up: under load some records are always in flight, so "a batch or less".
         poll(lambda: load.writes > 200 and fp.lag() < 500, 60, "the worker to keep up before the outage")
+        # The sink's offsets at the outage, exactly: hold the worker (no flush can commit after the
+        # snapshot) until any statement it already sent has finished, snapshot, stop the sink.
+        ws.pause(w)
+        poll(lambda: w.name not in ws.running_statement(), 10, "the paused worker's statement", 0.05)
         stored_at_stop = fp.stored_offsets()
         fp.stop_service("sink-postgres", signal.SIGINT)  # fast shutdown: connections terminated
+        ws.resume(w)
         stopped = time.monotonic()
         committed_max: dict[tuple[str, int], int] = {}
         while time.monotonic() - stopped < outage_s:
