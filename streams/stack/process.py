@@ -93,8 +93,15 @@ def run_once(argv: Sequence[str], *, log_file: Path, user: str | None = None) ->
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, user=user, check=False
         )
     if done.returncode != 0:
-        msg = f"{' '.join(argv)} failed with exit {done.returncode}; see {log_file}"
+        tail = _tail(log_file, 15)
+        msg = f"{' '.join(argv)} failed with exit {done.returncode}; last lines of {log_file}:\n{tail}"
         raise StackError(msg)
+
+
+def _tail(path: Path, lines: int) -> str:
+    """The end of a log, so a failed step's cause shows where the error is read (CI output)."""
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(f"  | {line}" for line in text[-lines:])
 
 
 def stop(running: Running, graceful: signal.Signals, timeout_s: float, marker: str, pid_file: Path) -> bool:

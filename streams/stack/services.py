@@ -96,6 +96,18 @@ def _kafka_files(ctx: StackContext) -> tuple[Path, Path]:
     return conf / "server.properties", conf / "log4j2.properties"
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id that never starts with '-'.
+
+    Kafka's own Uuid.randomUuid() redraws such ids too: an id like "-4Jq..." given after `-t`
+    is parsed as an option and `kafka-storage format` fails (1 fresh start in 64 did).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _kafka_prepare(ctx: StackContext) -> None:
     props, log4j = _kafka_files(ctx)
     props.parent.mkdir(parents=True, exist_ok=True)
@@ -105,11 +117,10 @@ def _kafka_prepare(ctx: StackContext) -> None:
     log4j.write_text(configs.LOG4J2_PROPERTIES)
     if (ctx.paths.data("kafka") / "meta.properties").is_file():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     run_once(
         [_java(), *configs.jvm_flags(256, log4j, ctx.paths.logs),
          "-cp", classpath(ctx.paths.kafka_libs), "kafka.tools.StorageTool",
-         "format", "-t", cluster_id, "-c", str(props)],
+         "format", f"--cluster-id={new_cluster_id()}", "-c", str(props)],
         log_file=ctx.paths.log_file("kafka"),
     )  # fmt: skip
 

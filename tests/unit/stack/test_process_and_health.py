@@ -1,10 +1,15 @@
+import base64
 import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
-from streams.stack import health, process
+import pytest
+
+from streams.errors import StackError
+from streams.stack import health, process, services
 from streams.stack.jvm import manifest_dir, manifest_stamp
 
 
@@ -74,3 +79,20 @@ def test_the_cli_answers_help() -> None:
     assert done.returncode == 0
     for command in ("up", "down", "status", "logs"):
         assert command in done.stdout
+
+
+def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # uuid bytes 0xf8... encode to "-..." in urlsafe base64: the first draw must be rejected
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(services.uuid, "uuid4", lambda: next(draws))
+    cluster_id = services.new_cluster_id()
+    assert cluster_id == base64.urlsafe_b64encode(b"\x01" * 16).decode().rstrip("=")
+    monkeypatch.undo()
+    assert all(not services.new_cluster_id().startswith("-") for _ in range(2000))
+
+
+def test_a_failed_preparation_step_reports_the_end_of_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "step.log"
+    script = "import sys; print('line one'); print('the actual cause'); sys.exit(3)"
+    with pytest.raises(StackError, match=r"exit 3.*\n(.*\n)*  \| the actual cause"):
+        process.run_once([sys.executable, "-c", script], log_file=log)
