@@ -155,19 +155,26 @@ def test_column_added_mid_run_registers_a_version_and_flows_where_mapped(
         mapped = insert_customers(source, _tag("S1b"), 50, {column: "Zoë 🚀 mapped"})
         source.execute(f"UPDATE public.customers SET {column} = 'v-' || id WHERE id = ANY(%s)", [mapped[:25]])
         load.result(120)
-        fp.wait_lag_zero(APPLY_TIMEOUT_S)
-        status = httpx.get(f"{fp.settings.connect.url}/connectors/customers/status", timeout=10).json()
-        states = [status["connector"]["state"], *(t["state"] for t in status["tasks"])]
-        got = dict(
-            sink.execute(
-                f"SELECT customer_id, {column} FROM customer_directory WHERE customer_id = ANY(%s)", [mapped]
-            ).fetchall()
-        )
         want = dict(
             source.execute(
                 f"SELECT id, {column} FROM public.customers WHERE id = ANY(%s)", [mapped]
             ).fetchall()
         )
+
+        def mapped_equal() -> int:
+            got = dict(
+                sink.execute(
+                    f"SELECT customer_id, {column} FROM customer_directory WHERE customer_id = ANY(%s)",
+                    [mapped],
+                ).fetchall()
+            )
+            return sum(1 for k, v in want.items() if got.get(k) == v)
+
+        # Polled on the rows themselves: lag 0 alone can be read before capture published them.
+        poll(lambda: mapped_equal() == len(mapped), APPLY_TIMEOUT_S, "the mapped column in the sink")
+        fp.wait_lag_zero(APPLY_TIMEOUT_S)
+        status = httpx.get(f"{fp.settings.connect.url}/connectors/customers/status", timeout=10).json()
+        states = [status["connector"]["state"], *(t["state"] for t in status["tasks"])]
         with open_databases(fp.settings) as dbs:
             extended = verify_wait(dbs, shipping_mappings("public", extra), VerifyOptions(), 60)
         workers.check_alive()
@@ -175,7 +182,7 @@ def test_column_added_mid_run_registers_a_version_and_flows_where_mapped(
             {
                 "new_versions": new_versions,
                 "connector_states": "/".join(states),
-                "mapped_rows_equal": sum(1 for k, v in want.items() if got.get(k) == v),
+                "mapped_rows_equal": mapped_equal(),
                 "verify_with_new_column": "PASS" if all(r.ok for r in extended) else "FAIL",
             }
         )

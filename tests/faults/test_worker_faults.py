@@ -35,6 +35,7 @@ SESSION_TIMEOUT_S = 10.0  # the worker's session timeout (WorkerSettings)
 K1_EVENTS = int(os.environ.get("CHANGEFEED_FAULTS_K1_EVENTS", "50000"))
 K1_RATE = float(os.environ.get("CHANGEFEED_FAULTS_K1_RATE", "400"))  # source tx/s asked of the loader
 KILL_EVERY_S = 10.0
+K1_MIN_KILLS = 3
 
 
 def _processed(fp: FaultPipeline) -> int:
@@ -46,7 +47,8 @@ def _topic_events(fp: FaultPipeline) -> int:
 
 
 class ChunkedLoad(threading.Thread):
-    """``changefeed load`` in 10 s chunks until the topics gained ``target`` events."""
+    """``changefeed load`` in 10 s chunks until the topics gained ``target`` events and the
+    test set ``enough`` (a slow restart must not end the load before the kills it needs)."""
 
     def __init__(self, fp: FaultPipeline, rate: float, target: int) -> None:
         super().__init__(name="k1-load", daemon=True)
@@ -55,10 +57,11 @@ class ChunkedLoad(threading.Thread):
         self.transactions, self.seconds = 0, 0.0
         self.error: BaseException | None = None
         self.finished_at: float | None = None
+        self.enough = threading.Event()
 
     def run(self) -> None:
         try:
-            while _topic_events(self.fp) - self.start_events < self.target:
+            while not self.enough.is_set() or _topic_events(self.fp) - self.start_events < self.target:
                 report = self.fp.run_load(self.rate, 10.0)
                 self.transactions += report.tally.total
                 self.seconds += report.elapsed_s
@@ -89,15 +92,20 @@ def test_k1_sigkill_worker_every_10s_under_load(
         load.start()
         resumes: list[float] = []
         last_resume = time.monotonic()
-        while load.is_alive():
-            if time.monotonic() - last_resume < KILL_EVERY_S:
-                time.sleep(0.2)  # the ~10 s between kills
-                continue
-            ws.kill(w)
-            w = ws.restart(w)
-            restarted = time.monotonic()
-            resumes.append(_resume_time(fp, restarted, w, RESUME_LIMIT_S))
-            last_resume = time.monotonic()
+        try:
+            while load.is_alive():
+                if time.monotonic() - last_resume < KILL_EVERY_S:
+                    time.sleep(0.2)  # the ~10 s between kills
+                    continue
+                ws.kill(w)
+                w = ws.restart(w)
+                restarted = time.monotonic()
+                resumes.append(_resume_time(fp, restarted, w, RESUME_LIMIT_S))
+                last_resume = time.monotonic()
+                if len(resumes) >= K1_MIN_KILLS:
+                    load.enough.set()
+        finally:
+            load.enough.set()  # on a failure too: the load must end before the next scenario
         load.join()
         assert load.error is None, load.error
         assert load.finished_at is not None
@@ -118,7 +126,7 @@ def test_k1_sigkill_worker_every_10s_under_load(
         ws.check_alive()
         fp.oracle(numbers, dlq_before=dlq_before)
     assert numbers["events"] >= K1_EVENTS
-    assert len(resumes) >= 3, "the run was too short to kill the worker repeatedly"
+    assert len(resumes) >= K1_MIN_KILLS, "the run was too short to kill the worker repeatedly"
     assert max(resumes) < RESUME_LIMIT_S, f"processing resumed too late after a restart: {resumes}"
     assert lag_zero_after_last_event <= CATCH_UP_LIMIT_S
 
@@ -210,13 +218,7 @@ def test_k5_sink_postgres_down_60s(fault_pipeline: FaultPipeline, scenario_numbe
         load = fp.start_load(rate=100, duration_s=10 + outage_s)
         # Keeping up: under load some records are always in flight, so "a batch or less".
         poll(lambda: load.writes > 200 and fp.lag() < 500, 60, "the worker to keep up before the outage")
-        # The sink's offsets at the outage, exactly: hold the worker (no flush can commit after the
-        # snapshot) until any statement it already sent has finished, snapshot, stop the sink.
-        ws.pause(w)
-        poll(lambda: w.name not in ws.running_statement(), 10, "the paused worker's statement", 0.05)
-        stored_at_stop = fp.stored_offsets()
         fp.stop_service("sink-postgres", signal.SIGINT)  # fast shutdown: connections terminated
-        ws.resume(w)
         stopped = time.monotonic()
         committed_max: dict[tuple[str, int], int] = {}
         while time.monotonic() - stopped < outage_s:
@@ -225,7 +227,13 @@ def test_k5_sink_postgres_down_60s(fault_pipeline: FaultPipeline, scenario_numbe
             assert w.alive(), f"the worker died while the sink was down; see {w.log}"
             time.sleep(2.0)  # sampling Kafka's committed offsets during the outage
         events_during_outage = fp.end_offsets(fp.topics)
+        # The sink's offsets at the outage, exactly: nothing could change them while it was down,
+        # and the worker is held until they are read back (a snapshot taken before the stop
+        # raced a COMMIT already on the wire).
+        ws.pause(w)
         restart_s = fp.restart_services()
+        stored_at_stop = fp.stored_offsets()
+        ws.resume(w)
         returned = time.monotonic()
         load.result(120)
         poll(lambda: fp.lag() == 0, CATCH_UP_LIMIT_S + 60, "lag 0 after the sink returned", 0.5)
@@ -282,7 +290,11 @@ def _pause_between_flushes(ws: Workers, timeout_s: float) -> WorkerProc:
                 pass  # spinning: the transaction lasts milliseconds
             w = next(w for w in ws.alive() if w.name == name)
             ws.pause(w)
-            return w
+            # A statement already on the wire still runs; then the session state is frozen.
+            poll(lambda n=name: n not in ws.running_statement(), 10, "the paused worker's statement", 0.05)
+            if name not in ws.in_transaction():
+                return w
+            ws.resume(w)  # it began its next flush between the check and the stop: try again
     raise AssertionError("no worker flushed within the deadline")
 
 
@@ -307,19 +319,17 @@ def test_k6_paused_worker_zombie_writes_rejected(
             ws.resume(w)
         try:
             zombie = _pause_between_flushes(ws, 60)
-        except AssertionError:
-            load.result(120)  # no load may leak into the next scenario
-            raise
-        paused = time.monotonic()
-        other = next(w for w in ws.alive() if w is not zombie)
-        zombie_log_at_pause = len(zombie.text())
-        processed = _processed(fp)
-        # The other worker takes the zombie's partitions over once the session times out.
-        poll(lambda: _processed(fp) > processed + 100, pause_s + 60, "the other worker to go on")
-        while time.monotonic() - paused < pause_s:
-            time.sleep(0.5)  # keeping the zombie stopped well past the session timeout
-        ws.resume(zombie)
-        load.result(180)
+            paused = time.monotonic()
+            other = next(w for w in ws.alive() if w is not zombie)
+            zombie_log_at_pause = len(zombie.text())
+            processed = _processed(fp)
+            # The other worker takes the zombie's partitions over once the session times out.
+            poll(lambda: _processed(fp) > processed + 100, pause_s + 60, "the other worker to go on")
+            while time.monotonic() - paused < pause_s:
+                time.sleep(0.5)  # keeping the zombie stopped well past the session timeout
+            ws.resume(zombie)
+        finally:
+            load.result(180)  # on a failure too: no load may leak into the next scenario
         fp.wait_lag_zero(180, workers=ws)
         late = zombie.text()[zombie_log_at_pause:]
         refused = [(int(a), int(b)) for a, b in _REFUSED.findall(late)]

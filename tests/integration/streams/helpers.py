@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 SOURCE_TOPIC = "customers.public.customers"
+SAMPLE_TIMEOUT_S = 120.0
 
 
 class Worker:
@@ -98,12 +100,16 @@ class Crafter:
         c.assign([tp])
         c.seek_to_beginning(tp)
         sample = None
-        while sample is None:
+        deadline = time.monotonic() + SAMPLE_TIMEOUT_S
+        while sample is None and time.monotonic() < deadline:
             for r in c.poll(5000).get(tp, []):
                 if r.value is not None and self.decoder.decode(r.value)["op"] in ("c", "r"):
                     sample = r
                     break
         c.close()
+        if sample is None:  # a failed earlier test (migrate, connectors apply) leaves none
+            msg = f"no create/snapshot event on {SOURCE_TOPIC} within {SAMPLE_TIMEOUT_S:.0f} s"
+            raise AssertionError(msg)
         self.key_id, self.value_id = schema_id_of(sample.key), schema_id_of(sample.value)
         self.value = self.decoder.decode(sample.value)
         self.key_enc = AvroEncoder(self.key_id, self.writers.get(self.key_id))

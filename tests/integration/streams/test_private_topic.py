@@ -117,12 +117,14 @@ def test_poison_goes_to_the_dlq_with_headers_and_the_rest_flows(
 def test_two_workers_split_partitions_and_converge(
     settings: Settings, sink: Conn, schema: str, topic: str, crafter: Crafter, workers: Callable[..., Worker]
 ) -> None:
-    fill(crafter, topic, customers=60)
     group = f"it-{uuid.uuid4().hex[:8]}"
     a, b = workers(group, schema, [topic]), workers(group, schema, [topic])
+    # Fill only once both hold partitions: the first to join takes all three, and records
+    # produced before the second joins would be applied by one worker alone.
+    held = f"assigned {topic}["
+    poll(lambda: held in a.text() and held in b.text(), 120, "both workers to hold partitions")
+    fill(crafter, topic, customers=60)
     poll(lambda: caught_up(settings, sink, schema, group, topic), 120, "two workers to catch up")
-    assert "assigned" in a.text()
-    assert "assigned" in b.text()
     got = rows(sink, schema)
     assert len(got) == 60
     assert all(email == f"c{cid}-{1000 + cid * 10 + 2}@it.test" for cid, email, _ in got)
