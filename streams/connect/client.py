@@ -118,7 +118,13 @@ class ConnectClient:
     # -- offsets (connector must be STOPPED for alter/reset) -----------------------------------
     def offsets(self, name: str) -> list[SourceOffset]:
         body = self._json("GET", f"/connectors/{_seg(name)}/offsets")
-        return [SourceOffset(o.get("partition", {}), o.get("offset")) for o in body.get("offsets", [])]
+        # Right after a reset Connect can still list a partition with a null offset (the reset's
+        # tombstone read, the partition not yet dropped): null means "no offset", so it is left out.
+        return [
+            SourceOffset(o.get("partition", {}), o["offset"])
+            for o in body.get("offsets", [])
+            if o.get("offset") is not None
+        ]
 
     def alter_offsets(self, name: str, offsets: Sequence[SourceOffset]) -> str:
         body = {"offsets": [{"partition": dict(o.partition), "offset": o.offset} for o in offsets]}

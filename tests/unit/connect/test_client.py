@@ -201,7 +201,12 @@ def test_restart_sends_flags_and_status_parses_tasks() -> None:
 
 
 def test_offsets_round_trip() -> None:
-    body = {"offsets": [{"partition": {"server": "customers"}, "offset": {"lsn": 123}}]}
+    body = {
+        "offsets": [
+            {"partition": {"server": "customers"}, "offset": {"lsn": 123}},
+            {"partition": {"server": "just-reset"}, "offset": None},  # no offset: left out
+        ]
+    }
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "DELETE":
@@ -212,6 +217,7 @@ def test_offsets_round_trip() -> None:
 
     client = make_client(httpx.MockTransport(handler), FakeClock())
     offsets = client.offsets("c")
+    assert len(offsets) == 1
     assert offsets[0].partition == {"server": "customers"}
     assert offsets[0].offset == {"lsn": 123}
     assert "reset successfully" in client.reset_offsets("c")
