@@ -138,7 +138,8 @@ def summarize(
             )
         ]
     entries = measure.audit_entries(sink, report.started_at)
-    latency, last_seen = measure.end_to_end(mappings, events, measure.applied_writes(mappings, entries))
+    applied = measure.applied_writes(mappings, entries)
+    latency, last_seen = measure.end_to_end(mappings, events, applied)
     rows_now = {
         m.sink_table: _count(
             sink, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(m.sink_schema, m.sink_table)), []
@@ -159,6 +160,7 @@ def summarize(
         rows_now=rows_now,
         conflicts=conflicts,
         latency=latency,
+        stages=measure.by_stage(mappings, events, applied),
         pipeline_seconds=pipeline_s,
         verified=verified,
         total_seconds=time.monotonic() - demo_started,

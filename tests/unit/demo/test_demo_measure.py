@@ -58,3 +58,30 @@ def test_topic_counts_split_changes_outbox_domain_and_dead_letters() -> None:
     }
     counts = TopicCounts.between(before, after, ("customers.", "orders."))
     assert counts == TopicCounts(captured=22, outbox=4, domain=4, dead_letters=1)
+
+
+def test_by_stage_splits_capture_from_apply_and_reports_each_table() -> None:
+    from streams.demo.measure import by_stage
+    from streams.sinks import Column, TableMapping
+
+    mapping = TableMapping("public.c", "c_view", [Column("id", type="bigint")], key=["id"], sink_schema="s")
+    other = TableMapping("public.o", "o_view", [Column("id", type="bigint")], key=["id"], sink_schema="s")
+
+    def change(cid: int, lsn: int, captured_s: float) -> ChangeEvent:
+        stamp = T0 + timedelta(seconds=cid)  # committed at T0 + cid s
+        row = {"id": cid, "updated_at": stamp}
+        return ChangeEvent(Op.UPDATE, None, row, {}, stamp + timedelta(seconds=captured_s), stamp,
+                           SourcePosition(SourceKind.POSTGRES, (lsn, lsn, 1)))  # fmt: skip
+
+    events = {"public.c": [change(1, 10, 0.1), change(2, 20, 0.3), change(3, 30, 0.2)]}
+    applied = [
+        Applied("s.c_view", ("1",), _pos(10), T0 + timedelta(seconds=1.5)),  # 0.1 capture + 0.4 apply
+        Applied("s.c_view", ("2",), _pos(20), T0 + timedelta(seconds=3)),  # 0.3 + 0.7
+        # key 3 never applied: unmatched, in no stage
+    ]
+    stages = by_stage([mapping, other], events, applied)
+    assert list(stages) == ["capture", "apply", "s.c_view", "s.o_view"]
+    assert (stages["capture"].measured, round(stages["capture"].max_ms)) == (2, 300)
+    assert (round(stages["apply"].p50_ms), round(stages["apply"].max_ms)) == (400, 700)
+    assert (round(stages["s.c_view"].p50_ms), round(stages["s.c_view"].max_ms)) == (500, 1000)
+    assert stages["s.o_view"].measured == 0
