@@ -2,7 +2,8 @@
 
 Source side: each change event read back from Kafka. Its commit time is the ``updated_at``
 stamp the load generator wrote inside the transaction (microseconds), else Debezium's
-``source.ts_ms`` (deletes; MariaDB's binlog clock has whole seconds only).
+``source.ts_ms`` (deletes). MariaDB/MySQL deletes are left out: their binlog clock has whole
+seconds only, which would add up to a second of made-up latency (``WHOLE_SECOND_CLOCKS``).
 Sink side: ``changefeed_audit``, filled by the audit trigger the demo installs, records every
 row write with its position and time. A change is visible at the first audit entry of its key
 whose position is at least its own (a newer write of the same key that superseded it in one
@@ -33,8 +34,17 @@ class Applied:
     at: datetime
 
 
+WHOLE_SECOND_CLOCKS = frozenset({"mysql", "mariadb"})  # source.connector values
+
+
+def whole_second_clock(event: ChangeEvent) -> bool:
+    """True when the only commit time this event has is a whole-second binlog timestamp."""
+    return event.op is Op.DELETE and str(event.source.get("connector", "")).lower() in WHOLE_SECOND_CLOCKS
+
+
 def commit_time(event: ChangeEvent) -> datetime | None:
-    """The load generator's in-transaction stamp when the event carries it, else ``source.ts``."""
+    """The load generator's in-transaction stamp when the event carries it, else ``source.ts``
+    (None when that clock has whole seconds only)."""
     if event.op is not Op.DELETE and event.after is not None:
         stamp = event.after.get(STAMP_COLUMN)
         if isinstance(stamp, datetime):
@@ -44,7 +54,7 @@ def commit_time(event: ChangeEvent) -> datetime | None:
                 return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
             except ValueError:
                 pass
-    return event.source_ts
+    return None if whole_second_clock(event) else event.source_ts
 
 
 def key_of(mapping: TableMapping, event: ChangeEvent) -> Key | None:
@@ -95,9 +105,10 @@ class LatencyStats:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    imprecise: int = 0  # changes left out: only a whole-second commit time (whole_second_clock)
 
 
-def latency_stats(samples_s: Iterable[float], unmatched: int) -> LatencyStats:
+def latency_stats(samples_s: Iterable[float], unmatched: int, imprecise: int = 0) -> LatencyStats:
     values = sorted(s * 1000 for s in samples_s)
     return LatencyStats(
         len(values),
@@ -106,4 +117,5 @@ def latency_stats(samples_s: Iterable[float], unmatched: int) -> LatencyStats:
         percentile(values, 95),
         percentile(values, 99),
         values[-1] if values else float("nan"),
+        imprecise,
     )

@@ -20,6 +20,7 @@ from streams.demo.latency import (
     commit_time,
     key_of,
     latency_stats,
+    whole_second_clock,
 )
 from streams.demo.offsets import Offsets
 from streams.errors import PermanentError
@@ -95,17 +96,21 @@ def applied_writes(
 
 
 Match = tuple[str, ChangeEvent, datetime, datetime]  # sink table, event, committed, visible
+IMPRECISE = "imprecise"  # a change whose only commit time has whole seconds
 
 
 def _matches(
     mappings: Sequence[TableMapping], events: dict[str, list[ChangeEvent]], applied: list[Applied]
-) -> Iterator[Match | None]:
+) -> Iterator[Match | str | None]:
     """Each change of the mapped tables with its commit and visibility time (None: unmatched)."""
     index = VisibilityIndex(applied)
     for m in mappings:
         label = f"{m.sink_schema}.{m.sink_table}"
         for event in events.get(m.source_table, []):
             key, committed = key_of(m, event), commit_time(event)
+            if committed is None and whole_second_clock(event):
+                yield IMPRECISE
+                continue
             if key is None or committed is None or event.position is None:
                 yield None
                 continue
@@ -118,16 +123,19 @@ def end_to_end(
 ) -> tuple[LatencyStats, datetime | None]:
     """Latency percentiles over every change of the mapped tables, and the last sink commit seen."""
     samples: list[float] = []
-    unmatched = 0
+    unmatched = imprecise = 0
     last: datetime | None = None
     for match in _matches(mappings, events, applied):
         if match is None:
             unmatched += 1
             continue
+        if isinstance(match, str):
+            imprecise += 1
+            continue
         _, _, committed, seen = match
         samples.append(max(0.0, (seen - committed).total_seconds()))
         last = seen if last is None or seen > last else last
-    return latency_stats(samples, unmatched), last
+    return latency_stats(samples, unmatched, imprecise), last
 
 
 def by_stage(
@@ -142,7 +150,7 @@ def by_stage(
     apply: list[float] = []
     tables: dict[str, list[float]] = {f"{m.sink_schema}.{m.sink_table}": [] for m in mappings}
     for match in _matches(mappings, events, applied):
-        if match is None:
+        if match is None or isinstance(match, str):
             continue
         label, event, committed, seen = match
         tables[label].append(max(0.0, (seen - committed).total_seconds()))

@@ -85,3 +85,21 @@ def test_by_stage_splits_capture_from_apply_and_reports_each_table() -> None:
     assert (round(stages["apply"].p50_ms), round(stages["apply"].max_ms)) == (400, 700)
     assert (round(stages["s.c_view"].p50_ms), round(stages["s.c_view"].max_ms)) == (500, 1000)
     assert stages["s.o_view"].measured == 0
+
+
+def test_mariadb_deletes_have_no_commit_time_and_are_counted_as_imprecise() -> None:
+    from streams.demo.measure import end_to_end
+    from streams.sinks import Column, TableMapping
+
+    mapping = TableMapping("o.orders", "o_view", [Column("id", type="bigint")], key=["id"], sink_schema="s")
+    whole = T0 + timedelta(seconds=4)  # binlog timestamps: whole seconds
+    gone = ChangeEvent(Op.DELETE, {"id": 1}, None, {"connector": "mariadb"}, whole, whole,
+                       SourcePosition(SourceKind.POSTGRES, (10, 10, 1)))  # fmt: skip
+    assert commit_time(gone) is None
+    stamp = T0 + timedelta(seconds=1)
+    src = {"connector": "mariadb"}
+    made = ChangeEvent(Op.CREATE, None, {"id": 2, "updated_at": stamp}, src, stamp, whole,
+                       SourcePosition(SourceKind.POSTGRES, (20, 20, 1)))  # fmt: skip
+    applied = [Applied("s.o_view", ("1",), _pos(10), whole), Applied("s.o_view", ("2",), _pos(20), stamp)]
+    stats, _ = end_to_end([mapping], {"o.orders": [gone, made]}, applied)
+    assert (stats.measured, stats.unmatched, stats.imprecise) == (1, 0, 1)
