@@ -46,9 +46,12 @@ def record(item: pytest.Item, report: pytest.TestReport) -> None:
         rank = {"PASS": 0, "SKIPPED": 1, "FAIL": 2}
         if rank[outcome] > rank[row["result"]]:
             row["result"] = outcome
+    # A parametrized scenario (K3 runs per source) keeps each case's numbers apart.
+    callspec = getattr(item, "callspec", None)
+    prefix = f"{callspec.id}." if callspec is not None else ""
     for name, value in item.user_properties:
         if name == "scenario_numbers" and isinstance(value, dict):
-            row["numbers"].update(value)
+            row["numbers"].update({f"{prefix}{k}": v for k, v in value.items()})
 
 
 def _previous_rows(path: Path) -> dict[str, dict[str, Any]]:
