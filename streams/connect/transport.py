@@ -1,8 +1,10 @@
 """HTTP plumbing for the Connect client: timeouts, 409 retry with backoff, error bodies → errors.
 
 Kafka Connect answers 409 while a rebalance is in progress; the request is fine and will succeed
-once the group settles, so it is retried with exponential backoff until a deadline. Everything
-else that is not 2xx becomes a typed error carrying Connect's own message.
+once the group settles, so it is retried with exponential backoff until a deadline. Just after a
+config change a worker can also answer 500 "Request cannot be completed because a rebalance is
+expected" (its RebalanceNeededException is not a REST exception, so it maps to 500): retried
+the same way. Everything else that is not 2xx becomes a typed error carrying Connect's message.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ DEFAULT_TIMEOUT = httpx.Timeout(95.0, connect=3.0)
 DEFAULT_REBALANCE_DEADLINE_S = 60.0
 _BACKOFF_START_S = 0.25
 _BACKOFF_MAX_S = 4.0
+_REBALANCE_EXPECTED = "rebalance is expected"
+
+
+def is_rebalancing(response: httpx.Response) -> bool:
+    """Connect's answers that mean "ask again once the group has settled"."""
+    if response.status_code == httpx.codes.CONFLICT:
+        return True
+    return (
+        response.status_code == httpx.codes.INTERNAL_SERVER_ERROR
+        and _REBALANCE_EXPECTED in error_message(response)
+    )
 
 
 def error_message(response: httpx.Response) -> str:
@@ -39,7 +52,7 @@ def error_message(response: httpx.Response) -> str:
 
 
 class Transport:
-    """Sends one request, retrying only what Connect marks as transient (409)."""
+    """Sends one request, retrying only what Connect marks as transient (a rebalance)."""
 
     def __init__(
         self,
@@ -58,7 +71,7 @@ class Transport:
         return str(self._http.base_url)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send; retry 409 with backoff until the deadline; raise typed errors for the rest."""
+        """Send; retry rebalance answers with backoff until the deadline; raise typed errors for the rest."""
         deadline = self._clock() + self._deadline_s
         delay = _BACKOFF_START_S
         while True:
@@ -67,12 +80,12 @@ class Transport:
             except httpx.TransportError as exc:
                 msg = f"Kafka Connect at {self.base_url} did not answer ({exc.__class__.__name__}: {exc})"
                 raise ConnectUnavailableError(msg) from exc
-            if response.status_code != httpx.codes.CONFLICT:
+            if not is_rebalancing(response):
                 return self._checked(response)
             if self._clock() + delay > deadline:
                 msg = (
-                    f"Kafka Connect at {self.base_url} kept answering 409 (rebalance in progress) "
-                    f"for {self._deadline_s:.0f} s: {error_message(response)}"
+                    f"Kafka Connect at {self.base_url} kept answering {response.status_code}"
+                    f" (rebalance in progress) for {self._deadline_s:.0f} s: {error_message(response)}"
                 )
                 raise ConnectUnavailableError(msg)
             log.info("Connect rebalancing (%s %s), retrying in %.2f s", method, path, delay)

@@ -59,6 +59,27 @@ def test_409_is_retried_with_backoff_until_success() -> None:
     assert clock.sleeps == [0.25, 0.5, 1.0]
 
 
+def test_500_rebalance_expected_is_retried_but_other_500s_are_not() -> None:
+    calls: list[str] = []
+    expected = "Request cannot be completed because a rebalance is expected"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path.endswith("/config") and len(calls) < 3:
+            return httpx.Response(500, json={"error_code": 500, "message": expected})
+        if request.url.path.endswith("/config"):
+            return httpx.Response(200, json={"connector.class": "X"})
+        return httpx.Response(500, json={"error_code": 500, "message": "NullPointerException"})
+
+    clock = FakeClock()
+    client = make_client(httpx.MockTransport(handler), clock)
+    assert client.config("c") == {"connector.class": "X"}
+    assert clock.sleeps == [0.25, 0.5]
+    with pytest.raises(ConnectRequestError, match="NullPointerException"):
+        client.status("c")
+    assert clock.sleeps == [0.25, 0.5]  # not retried
+
+
 def test_409_past_the_deadline_is_unavailable() -> None:
     clock = FakeClock()
     handler = httpx.MockTransport(
