@@ -13,6 +13,8 @@ from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
+
 from streams.cdc import ChangeEvent, Op
 from streams.sinks.batch import UNAVAILABLE_VALUE, Batch, Write, to_write
 from streams.sinks.contract import FlushResult
@@ -73,9 +75,27 @@ def _bytes(value: Any) -> bytes | None:
     return None if value is None else bytes(value)
 
 
+# One lock per source partition, held to the end of the flush transaction. A partition has one
+# owner, except while a paused or partitioned-away worker (a zombie) still flushes what it read,
+# or another group replays into the same tables. Two such flushes of one key must not overlap:
+# under READ COMMITTED an older upsert's "no newer tombstone" check reads its statement's
+# snapshot, so an upsert racing a newer delete could re-insert the deleted row (the K6 fault test
+# caught one). Serialized, each flush's statements see the other's committed rows and tombstones.
+PARTITION_LOCK_SQL = sql.SQL(
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS u(k)"
+)
+
+
+def partition_lock_keys(schema: str, partitions: Iterable[tuple[str, int]]) -> list[str]:
+    """Sorted, so every flush takes its locks in one global order (no deadlock between two)."""
+    return sorted(f"changefeed\x1f{schema}\x1f{topic}\x1f{partition}" for topic, partition in partitions)
+
+
 def flush_steps(batch: Batch, group: str, schema: str) -> Generator[Step, list[Any], FlushResult]:
-    """Rows per statement group, then the ledger, then the offsets — all in one transaction."""
+    """Partition locks, rows per statement group, the ledger, the offsets — one transaction."""
     result = FlushResult(offsets=dict(batch.next_offsets))
+    if batch.next_offsets:
+        yield Step(PARTITION_LOCK_SQL, [partition_lock_keys(schema, batch.next_offsets)], fetch=False)
     newest = 0
     for (m, hard, keep), writes in batch.groups().items():
         newest += len(writes)

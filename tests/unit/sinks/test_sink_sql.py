@@ -10,7 +10,7 @@ from streams.errors import SinkSchemaError, SinkUnavailableError
 from streams.sinks import Column, Failure, TableMapping, classify, control_tables_ddl, materialized_table_ddl
 from streams.sinks.batch import Batch, to_write
 from streams.sinks.classify import unavailable
-from streams.sinks.flush import SinkCore, flush_steps
+from streams.sinks.flush import SinkCore, flush_steps, partition_lock_keys
 from streams.sinks.statements import hard_delete_sql, upsert_sql, upsert_values_sql
 from tests.unit.sinks.sink_events import pg_event
 
@@ -60,7 +60,9 @@ def test_ddl_carries_position_and_tombstone_table() -> None:
     assert "changefeed_offsets" in render(control_tables_ddl("cf")[0])
 
 
-def test_flush_plan_binds_values_and_ends_with_ledger_then_offsets(customers: TableMapping) -> None:
+def test_flush_plan_locks_partitions_first_binds_values_and_ends_with_ledger_then_offsets(
+    customers: TableMapping,
+) -> None:
     b = Batch()
     for ev in (
         pg_event("c", {"id": 1, "email": "'; DROP TABLE canary; --", "bio": "x"}, 100, offset=0),
@@ -69,7 +71,10 @@ def test_flush_plan_binds_values_and_ends_with_ledger_then_offsets(customers: Ta
         b.writes.append(to_write(customers, ev))
         b.mark(ev.topic, 0, ev.offset)
     steps = flush_steps(b, "g", "public")
-    first = next(steps)
+    lock = next(steps)
+    assert "pg_advisory_xact_lock" in render(lock.query)
+    assert lock.params == [["changefeed\x1fpublic\x1fcf.public.customers\x1f0"]]
+    first = steps.send([])
     assert "DROP TABLE" not in render(first.query)
     assert ["'; DROP TABLE canary; --"] in first.params
     second = steps.send([(1,)])  # the upsert wrote ordinal 1
@@ -87,6 +92,13 @@ def test_flush_plan_binds_values_and_ends_with_ledger_then_offsets(customers: Ta
         steps.send([])
     result = done.value.value
     assert (result.applied, result.stale, result.offsets) == (1, 1, {("cf.public.customers", 0): 2})
+
+
+def test_partition_lock_keys_are_sorted_and_scoped_by_schema() -> None:
+    keys = partition_lock_keys("s", [("t", 2), ("a", 9), ("t", 10)])
+    assert keys == sorted(keys)
+    assert len(set(keys)) == 3
+    assert partition_lock_keys("other", [("t", 2)]) != partition_lock_keys("s", [("t", 2)])
 
 
 def test_core_skips_replays_tombstones_truncates_and_unmapped(customers: TableMapping) -> None:
