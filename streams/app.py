@@ -18,6 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]  # no py.typed
 from mode import Service, Worker
+from psycopg.conninfo import make_conninfo
 
 from streams.codecs import AvroDecoder
 from streams.domains import default_registry
@@ -44,6 +45,19 @@ def sink_application_name(app_id: str, pid: int | None = None) -> str:
     return f"{app_id}-{os.getpid() if pid is None else pid}"
 
 
+# A worker's flush transactions are never idle between statements for more than milliseconds; a
+# session idle inside one for this long belongs to a stopped or hung process, and the server ends
+# it so the partition lock and row locks it holds do not stall the partition's new owner.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+
+
+def worker_conninfo(settings: Settings, app_id: str) -> str:
+    """The sink connection string of this worker process (named, with the idle bound)."""
+    base = conninfo_from(settings.sink_postgres, application_name=sink_application_name(app_id))
+    idle = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+    return make_conninfo(base, options=idle)
+
+
 def topics_pattern(topics: Iterable[str]) -> str:
     """An anchored regex matching exactly these topic names."""
     return "^(" + "|".join(re.escape(t) for t in topics) + ")$"
@@ -61,7 +75,7 @@ class PipelineService(Service):
         s, w = self.settings, self.settings.worker
         # First: its mappings are validated here, and a ConfigError leaves no client to close.
         # Named after the worker so operators can tell its sessions apart in pg_stat_activity.
-        conninfo = conninfo_from(s.sink_postgres, application_name=sink_application_name(w.app_id))
+        conninfo = worker_conninfo(s, w.app_id)
         sink = ShippingSink(conninfo, w.app_id, self.ps.sink_schema, self.ps.extra_columns)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka.bootstrap_servers,
