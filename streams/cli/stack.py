@@ -12,7 +12,7 @@ from rich.table import Table
 
 from streams.cli.context import settings_of
 from streams.errors import StackError
-from streams.stack import supervisor
+from streams.stack import process, supervisor
 
 console = Console()
 err_console = Console(stderr=True)
@@ -97,7 +97,7 @@ def logs(
     if follow:
         subprocess.run(["tail", "-n", str(lines), "-F", str(log)], check=False)
         return
-    console.print(supervisor.log_tail(log, lines), markup=False, highlight=False, end="")
+    console.print(process.log_tail(log, lines), markup=False, highlight=False, end="")
 
 
 def register(app: typer.Typer) -> None:

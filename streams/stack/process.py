@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,15 +94,18 @@ def run_once(argv: Sequence[str], *, log_file: Path, user: str | None = None) ->
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, user=user, check=False
         )
     if done.returncode != 0:
-        tail = _tail(log_file, 15)
+        # The cause in the error itself: CI output shows the error, not the log file.
+        tail = "\n".join(f"  | {line}" for line in log_tail(log_file, 15).splitlines())
         msg = f"{' '.join(argv)} failed with exit {done.returncode}; last lines of {log_file}:\n{tail}"
         raise StackError(msg)
 
 
-def _tail(path: Path, lines: int) -> str:
-    """The end of a log, so a failed step's cause shows where the error is read (CI output)."""
-    text = path.read_text(errors="replace").splitlines()
-    return "\n".join(f"  | {line}" for line in text[-lines:])
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        with path.open("rb") as handle:
+            return b"".join(deque(handle, maxlen=lines)).decode(errors="replace")
+    except FileNotFoundError:
+        return "(no log yet)"
 
 
 def stop(running: Running, graceful: signal.Signals, timeout_s: float, marker: str, pid_file: Path) -> bool:

@@ -8,7 +8,6 @@ import stat
 import subprocess
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,14 +45,6 @@ class ServiceStatus:
 def context_for(settings: Settings) -> StackContext:
     paths = StackPaths(settings.stack.state_dir.resolve(), settings.stack.cache_dir.resolve())
     return StackContext(settings=settings, paths=paths)
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        with path.open("rb") as handle:
-            return b"".join(deque(handle, maxlen=lines)).decode(errors="replace")
-    except FileNotFoundError:
-        return "(no log yet)"
 
 
 def up(settings: Settings, report: Report) -> list[ServiceStatus]:
@@ -137,7 +128,7 @@ def _start_one(ctx: StackContext, svc: Service, deadline: float, report: Report)
 def _fail(ctx: StackContext, svc: Service, why: str) -> None:
     log = ctx.paths.log_file(svc.name)
     msg = (f"{svc.name} {why}.\n  command: {' '.join(svc.argv(ctx))}\n  log: {log}\n"
-           f"--- last lines of {log.name} ---\n{log_tail(log)}")  # fmt: skip
+           f"--- last lines of {log.name} ---\n{process.log_tail(log)}")  # fmt: skip
     raise StackError(msg)
 
 
