@@ -29,7 +29,7 @@ from streams.demo.run import install_audit
 from streams.load import run_load
 from streams.settings import Settings
 from streams.sinks import conninfo_from
-from streams.verify import shipping_mappings
+from streams.demo.project import shipping_mappings
 
 WORKER_TOPICS = ("customers.public.customers", "orders.orders.orders", "outbox.event.order")
 CHANGE_TOPICS = WORKER_TOPICS[:2]  # the table topics every peer materializes

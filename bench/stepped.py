@@ -25,7 +25,7 @@ from streams.demo.offsets import end_offsets
 from streams.demo.run import install_audit
 from streams.settings import Settings
 from streams.sinks import conninfo_from
-from streams.verify import shipping_mappings
+from streams.demo.project import shipping_mappings
 
 CATCH_UP_S = 3.0  # sink holds everything this long after the load stopped: the step was sustained
 FACTOR = 1.5

@@ -21,23 +21,18 @@ from mode import Service, Worker
 from psycopg.conninfo import make_conninfo
 
 from streams.codecs import AvroDecoder
-from streams.domains import default_registry
-from streams.domains.customers import TOPIC as CUSTOMERS_TOPIC
-from streams.domains.customers.transforms import BEFORE_COLUMNS as CUSTOMERS_BEFORE
-from streams.domains.customers.transforms import SOURCE_TABLE as CUSTOMERS_SOURCE
-from streams.domains.orders import TOPIC as ORDERS_TOPIC
-from streams.domains.shipping import ShippingSink
 from streams.errors import ChangefeedError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
 from streams.pipeline.previous import PreviousRows
 from streams.pipeline.publisher import Encoders
 from streams.pipeline.topics import ensure_topics
+from streams.project import Project, load_project
 from streams.registry.client import RegistryClient
 from streams.settings import Settings
-from streams.sinks import conninfo_from
+from streams.sinks import AsyncPostgresSink, conninfo_from
+from streams.sinks.mapping import with_extra_columns
 
 log = logging.getLogger(__name__)
-DOMAIN_TOPICS = (CUSTOMERS_TOPIC, ORDERS_TOPIC)
 
 
 def sink_application_name(app_id: str, pid: int | None = None) -> str:
@@ -70,13 +65,23 @@ class PipelineService(Service):
         super().__init__(**kw)
         self.settings, self.ps = settings, pipeline
         self.pipeline: Pipeline | None = None
+        # Loaded first: a bad tables file or transform module (ConfigError) fails the start
+        # before any client, topic or table is touched.
+        self.project: Project = load_project(settings)
+
+    @property
+    def topics(self) -> list[str]:
+        """What this worker consumes: the project's topics, unless the settings list their own."""
+        return list(self.ps.topics) or self.project.subscriptions
 
     def _build(self) -> Pipeline:
-        s, w = self.settings, self.settings.worker
-        # First: its mappings are validated here, and a ConfigError leaves no client to close.
+        s, w, project = self.settings, self.settings.worker, self.project
         # Named after the worker so operators can tell its sessions apart in pg_stat_activity.
         conninfo = worker_conninfo(s, w.app_id)
-        sink = ShippingSink(conninfo, w.app_id, self.ps.sink_schema, self.ps.extra_columns)
+        mappings = with_extra_columns(project.static_mappings(), self.ps.extra_columns)
+        sink = AsyncPostgresSink(
+            conninfo, mappings, w.app_id, control_schema=self.ps.sink_schema, resolver=project.tables
+        )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka.bootstrap_servers,
             group_id=w.app_id,
@@ -99,25 +104,25 @@ class PipelineService(Service):
         registry = RegistryClient(s.registry.url)
         encoders = Encoders(registry) if self.ps.publish_domain_events else None
         # Only the transforms' events need the rebuilt before image; without publishing, skip it.
-        previous = PreviousRows(sink, {CUSTOMERS_SOURCE: CUSTOMERS_BEFORE}) if encoders is not None else None
-        handler = Handler(AvroDecoder(registry), default_registry(), encoders, sink, previous)
+        before = project.registry.before
+        previous = PreviousRows(sink, before) if encoders is not None and before else None
+        handler = Handler(AvroDecoder(registry), project.registry, encoders, sink, previous)
         return Pipeline(consumer, producer, sink, handler, self.ps)
 
     async def on_start(self) -> None:
         # Built first: a bad mapping (ConfigError) fails the start before any topic or table is touched.
         p = self.pipeline = self._build()
+        domain = sorted(self.project.registry.domain_topics) if self.ps.publish_domain_events else []
         ensure_topics(
-            self.settings.kafka.bootstrap_servers,
-            self.ps.topics,
-            DOMAIN_TOPICS if self.ps.publish_domain_events else (),
-            self.ps.created_topic_partitions,
+            self.settings.kafka.bootstrap_servers, self.topics, domain, self.ps.created_topic_partitions
         )
         await p.backoff.retry("sink schema setup", p.sink.ensure_schema)
         p.metrics.serve(self.settings.worker.metrics_port)
         await p.producer.start()
         # A pattern, not a list: Connect creates a change topic with its first record, so on a
         # fresh stack some do not exist yet, and a list subscription fails the start on them.
-        p.consumer.subscribe(pattern=topics_pattern(self.ps.topics), listener=Rebalance(p))
+        log.info("consuming %s", ", ".join(self.topics))
+        p.consumer.subscribe(pattern=topics_pattern(self.topics), listener=Rebalance(p))
         await p.consumer.start()
 
     @Service.task

@@ -122,13 +122,31 @@ class WorkerSettings(_Section):
     metrics_port: int = 9108
 
 
+# The example project the local stack's defaults run: the demo's tables file and transforms.
+DEMO_TABLES = Path(__file__).parent / "demo" / "project" / "tables.toml"
+
+
+class ProjectSettings(_Section):
+    """Your project: what to materialize and which transforms to run (env ``CHANGEFEED_PROJECT__*``).
+
+    The default is the demo's project (the local stack's defaults are the demo's databases too);
+    point ``tables`` at your own tables file. Its ``transforms`` modules import from its folder.
+    """
+
+    tables: Path = DEMO_TABLES
+    # Connector definitions (one JSON file each): the worker derives every table's change topic
+    # from the connector whose include list captures it.
+    connectors_dir: Path = Path("connectors")
+
+
 class PipelineSettings(_Section):
     """What the worker consumes and how it batches (env ``CHANGEFEED_PIPELINE__*``)."""
 
-    # The demo's captured tables and its order outbox; everything else the connectors emit is
-    # ignored by not subscribing (order_lines is not materialized yet).
-    topics: tuple[str, ...] = ("customers.public.customers", "orders.orders.orders", "outbox.event.order")
-    # Schema of the shipping tables and their control tables (tests use one schema each).
+    # Empty: derived from the project (its tables' change topics and its transforms' outbox
+    # topics). A list here overrides that — for replays and tests on topics of their own.
+    topics: tuple[str, ...] = ()
+    # Sink schema of tables that name none, and of changefeed's own control tables (offsets,
+    # conflict ledger, audit); tests use one schema each.
     sink_schema: str = "public"
     # One flush per poll: up to this many records across the assigned partitions. Larger
     # batches amortize the transaction; 5000 keeps one flush well under a second.
@@ -169,6 +187,7 @@ class Settings(BaseSettings):
     sink_postgres: SinkPostgresSettings = SinkPostgresSettings()
     worker: WorkerSettings = WorkerSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    project: ProjectSettings = ProjectSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -95,6 +95,10 @@ def _logical_name(field_type: Any) -> str | None:
     if isinstance(field_type, Mapping):
         name = field_type.get("connect.name")
         return name if isinstance(name, str) else None
+    if isinstance(field_type, str) and field_type in CONVERTERS:
+        # A named type's second use is a reference by its full name (two unconstrained numeric
+        # columns share the VariableScaleDecimal record).
+        return field_type
     return None
 
 
@@ -116,3 +120,22 @@ def row_logical_types(envelope_schema: Any) -> dict[str, str]:
                 out[str(col["name"])] = name
         return out
     return {}
+
+
+def _row_record(envelope_schema: Any) -> Mapping[str, Any] | None:
+    if not isinstance(envelope_schema, Mapping):
+        return None
+    for f in envelope_schema.get("fields") or ():
+        if f.get("name") not in ("after", "before"):
+            continue
+        row = f.get("type")
+        row = next((t for t in row if isinstance(t, Mapping)), None) if isinstance(row, list) else row
+        if isinstance(row, Mapping):
+            return row
+    return None
+
+
+def row_fields(envelope_schema: Any) -> dict[str, Any]:
+    """Field → Avro type (as parsed) of a Debezium envelope's row record, in schema order."""
+    row = _row_record(envelope_schema)
+    return {str(c["name"]): c.get("type") for c in (row.get("fields") or ())} if row else {}

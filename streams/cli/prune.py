@@ -13,7 +13,7 @@ from streams.cli.context import settings_of
 from streams.errors import ConfigError
 from streams.sinks import conninfo_from
 from streams.sinks.retention import parse_duration, prune_conflicts, prune_tombstones
-from streams.verify import shipping_mappings
+from streams.verify import project_mappings
 
 out = Console()
 err = Console(stderr=True)
@@ -43,7 +43,8 @@ def prune(
     schema = settings.pipeline.sink_schema
     try:
         tomb_age, ledger_age = parse_duration(tombstones_older_than), parse_duration(conflicts_older_than)
-        mappings = shipping_mappings(schema, settings.pipeline.extra_columns)
+        with psycopg.connect(conninfo_from(settings.sink_postgres)) as conn:
+            mappings = project_mappings(settings, schema, conn)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -53,6 +54,7 @@ def prune(
             psycopg.connect(conninfo_from(settings.sink_postgres)) as conn,
             out.status("pruning ...") as status,
         ):
+
             def progress(table: str, rows: int) -> None:
                 status.update(f"pruning {table}: {rows:,} rows so far")
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import psycopg
 import typer
 from kafka.errors import KafkaError
 from rich.console import Console
@@ -16,7 +17,7 @@ from streams.verify import (
     VerifyOptions,
     measure_lag,
     open_databases,
-    shipping_mappings,
+    project_mappings,
     verify_once,
     verify_wait,
 )
@@ -35,9 +36,9 @@ def register(app: typer.Typer) -> None:
 SinkSchema = Annotated[str, typer.Option(help="Sink schema holding the shipping tables.")]
 
 
-def _mappings(schema: str, settings: Settings) -> list[TableMapping]:
+def _mappings(schema: str, settings: Settings, sink: psycopg.Connection[Any]) -> list[TableMapping]:
     try:
-        return shipping_mappings(schema, settings.pipeline.extra_columns)
+        return project_mappings(settings, schema, sink)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -62,9 +63,9 @@ def verify(
 ) -> None:
     """Compare every mapped source table with its materialized table; exit 1 on any divergence."""
     settings = settings_of(ctx)
-    mappings = _mappings(sink_schema, settings)
     options = VerifyOptions(chunk_size=chunk_size, limit=limit)
     with open_databases(settings) as dbs:
+        mappings = _mappings(sink_schema, settings, dbs.sink)
         if wait is None:
             results = verify_once(dbs, mappings, options)
         else:
@@ -88,9 +89,9 @@ def verify(
 def lag(ctx: typer.Context, sink_schema: SinkSchema = "public") -> None:
     """Per topic partition: newest offset seen vs applied, and the age of the oldest unapplied change."""
     settings = settings_of(ctx)
-    mappings = _mappings(sink_schema, settings)
-    topics = _change_topics(settings, mappings)
     with open_databases(settings) as dbs:
+        mappings = _mappings(sink_schema, settings, dbs.sink)
+        topics = _change_topics(settings, mappings)
         rows = measure_lag(settings.kafka.bootstrap_servers, dbs.sink, topics, sink_schema)
         positions = applied_positions(dbs.sink, mappings)
     out.print(lag_table(rows, positions))

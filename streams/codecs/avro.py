@@ -13,7 +13,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
-from streams.cdc.logical import row_logical_types
+from streams.cdc.logical import row_fields, row_logical_types
 from streams.codecs.schemas import SchemaLookup, WriterSchemas, parse_for_fastavro
 from streams.codecs.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, schema_id_of
 from streams.errors import AvroBodyError, MessageOrigin
@@ -29,6 +29,7 @@ class AvroDecoder:
         self._reader = parse_schema(reader_schema) if reader_schema is not None else None
         self._plans: dict[int, tuple[Any, Any]] = {}
         self._row_types: dict[int, Mapping[str, str]] = {}
+        self._row_fields: dict[int, Mapping[str, Any]] = {}
 
     def decode(self, data: bytes, origin: MessageOrigin | None = None) -> Any:
         """The record in ``data``; typed ``DecodeError`` subclasses say what is wrong with it."""
@@ -61,6 +62,20 @@ class AvroDecoder:
             plan = self._plans.get(schema_id)
             types = self._row_types[schema_id] = row_logical_types(plan[0]) if plan else {}
         return types
+
+    def row_fields(self, data: bytes | None) -> Mapping[str, Any] | None:
+        """Row field → Avro type of the Debezium envelope in ``data``; one map object per writer
+        schema for the decoder's lifetime (the sink keys its resolutions by it). After ``decode``."""
+        if data is None or len(data) < HEADER_SIZE:
+            return None
+        schema_id = HEADER.unpack_from(data)[1]
+        fields = self._row_fields.get(schema_id)
+        if fields is None:
+            plan = self._plans.get(schema_id)
+            if plan is None:
+                return None
+            fields = self._row_fields[schema_id] = row_fields(plan[0])
+        return fields
 
     def _plan(self, schema_id: int, origin: MessageOrigin | None) -> tuple[Any, Any]:
         writer = self._writers.get(schema_id, origin)

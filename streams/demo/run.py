@@ -23,12 +23,13 @@ from streams.demo.offsets import Offsets, TopicCounts, end_offsets
 from streams.demo.summary import DemoSummary
 from streams.errors import StackError
 from streams.load import LoadPlan, LoadReport, Mix, Written, run_load
+from streams.project import load_project
 from streams.settings import Settings
 from streams.sinks import audit_trigger_ddl, control_tables_ddl, load_offsets
 from streams.sinks.ddl import CONFLICTS_TABLE
 from streams.sinks.mapping import TableMapping
 from streams.stack.paths import StackPaths, repo_root
-from streams.verify import VerifyOptions, open_databases, shipping_mappings, verify_wait
+from streams.verify import VerifyOptions, open_databases, project_mappings, verify_wait
 from streams.verify.compare import TableResult
 from streams.verify.lag import topics_for
 
@@ -110,7 +111,7 @@ def warm_up(settings: Settings, sink: psycopg.Connection[Any], workers: steps.Wo
     (p95 0.97 s, p99 2.3 s, all of it in the apply stage). A running deployment has its topics.
     """
     group, schema = settings.worker.app_id, settings.pipeline.sink_schema
-    topics = settings.pipeline.topics
+    topics = settings.pipeline.topics or load_project(settings).subscriptions
 
     def missing() -> list[str]:
         ends = end_offsets(settings.kafka.bootstrap_servers)
@@ -217,7 +218,7 @@ def run_demo(
     if not options.skip_setup:
         for step in steps.SETUP_STEPS:
             steps.run_step(step, say, state_dir)
-    mappings = shipping_mappings()
+    mappings = project_mappings(settings)
     paths = StackPaths(state_dir, settings.stack.cache_dir)
     workers = steps.Workers(paths.logs)
     try:

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 from streams.cdc import parse_change_event
 from streams.cdc.topics import OUTBOX_PREFIX, parse_table_topic
 from streams.codecs import AvroDecoder
-from streams.domains import HandlerRegistry, OutboxMessage
 from streams.errors import ConfigError, DecodeError, MessageOrigin, TransformError
 from streams.pipeline.previous import PreviousRows
 from streams.pipeline.publisher import Encoders, Outgoing
+from streams.project.events import OutboxMessage
+from streams.project.registry import HandlerRegistry
 from streams.sinks import AsyncPostgresSink
 
 
@@ -97,7 +98,8 @@ class Handler:
             )
             self._tables[r.topic] = change.table_id
             events = self.registry.for_change(self.previous.fill(change) if self.previous else change)
-            self.sink.add(r.partition, change)
+            key_fields = list(key) if isinstance(key, Mapping) else []
+            self.sink.add(r.partition, change, self.decoder.row_fields(r.value), key_fields)
         if self.encoders is None:
             return []
         try:

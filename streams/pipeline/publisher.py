@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streams.codecs import AvroEncoder, SchemaLookup
-from streams.domains import DomainEvent
 from streams.errors import ConfigError
+from streams.project.events import DomainEvent
 from streams.registry.client import RegistryClient
 
 CE_SPECVERSION = b"1.0"

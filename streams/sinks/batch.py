@@ -90,7 +90,9 @@ def to_write(mapping: TableMapping, event: ChangeEvent, placeholder: str = UNAVA
     values: list[Any] = []
     for col in mapping.value_columns:
         raw = row.get(col.source)
-        if deleting or is_unavailable(raw, placeholder):
+        # A column the writer schema does not carry (dropped at the source, or not added yet)
+        # keeps its stored value: a missing field is not a NULL.
+        if deleting or col.source not in row or is_unavailable(raw, placeholder):
             keep.add(col.name)
             values.append(None)
         else:
@@ -115,10 +117,13 @@ def merge(older: Write, newer: Write) -> Write:
     if newer.hard_delete or older.hard_delete:
         return newer
     cols = newer.mapping.value_columns
-    take = {c.name for c in cols} & (newer.keep - older.keep)
+    had = {c.name for c in older.mapping.value_columns}
+    take = {c.name for c in cols} & had & (newer.keep - older.keep)
     if not take:
         return newer
-    values = tuple(older.values[i] if c.name in take else newer.values[i] for i, c in enumerate(cols))
+    # By name: the two writes may come from two versions of a mirrored table's mapping.
+    old = dict(zip((c.name for c in older.mapping.value_columns), older.values, strict=True))
+    values = tuple(old[c.name] if c.name in take else newer.values[i] for i, c in enumerate(cols))
     return replace(newer, values=values, keep=newer.keep - take)
 
 

@@ -9,8 +9,11 @@ were checked against an allow-list by ``validate_mappings``.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from psycopg import sql
 
+from streams.sinks.lookup import lookup_ddl
 from streams.sinks.mapping import Column, DeletePolicy, TableMapping
 
 OFFSETS_TABLE = "changefeed_offsets"
@@ -126,3 +129,27 @@ def audit_trigger_ddl(m: TableMapping, control_schema: str = "public") -> list[s
             ).format(trigger, target, ident(control_schema, AUDIT_FUNCTION), args)
         )
     return out
+
+
+class _Known(Protocol):
+    audit: bool
+    control_schema: str
+
+    def by_sink(self, schema: str, table: str) -> TableMapping | None: ...
+
+
+def mapping_ddl(m: TableMapping, tables: _Known) -> list[sql.Composed]:
+    """Everything one mapping needs in the sink: its tables, columns added since, the columns its
+    lookups copy (typed like the looked-up columns where those are known), the audit trigger."""
+    stmts = materialized_table_ddl(m) + added_columns_ddl(m)
+    on_types = {c.name: c.type for c in m.columns}
+    for lk in m.lookups:
+        looked = tables.by_sink(m.sink_schema, lk.table)
+        types: dict[str, str] = {}
+        for name, sources in lk.columns:
+            source = looked.column(sources[0]) if looked is not None and len(sources) == 1 else None
+            types[name] = source.type if source is not None else "text"
+        stmts += lookup_ddl(m.sink_schema, m.sink_table, lk, types, on_types[lk.on])
+    if tables.audit:
+        stmts += audit_trigger_ddl(m, tables.control_schema)
+    return stmts

@@ -9,7 +9,7 @@ applied (offsets below the stored next offset), and counting what it ignores.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +18,13 @@ from psycopg import sql
 from streams.cdc import ChangeEvent, Op
 from streams.sinks.batch import UNAVAILABLE_VALUE, Batch, Write, to_write
 from streams.sinks.contract import FlushResult
+from streams.sinks.ddl import mapping_ddl
 from streams.sinks.ledger import ledger_params, ledger_sql, record_outcomes
-from streams.sinks.mapping import ConflictPolicy, TableMapping, validate_mappings
+from streams.sinks.lookup import lock_keys, lookup_sql
+from streams.sinks.mapping import ConflictPolicy, TableMapping
 from streams.sinks.offsets import store_offsets_params, store_offsets_sql
 from streams.sinks.statements import hard_delete_sql, stored_sql, upsert_sql
+from streams.sinks.tables import Resolver, SinkTables
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +94,66 @@ def partition_lock_keys(schema: str, partitions: Iterable[tuple[str, int]]) -> l
     return sorted(f"changefeed\x1f{schema}\x1f{topic}\x1f{partition}" for topic, partition in partitions)
 
 
-def flush_steps(batch: Batch, group: str, schema: str) -> Generator[Step, list[Any], FlushResult]:
-    """Partition locks, rows per statement group, the ledger, the offsets — one transaction."""
+def ddl_lock_keys(mappings: Iterable[TableMapping]) -> list[str]:
+    """One key per table whose DDL a flush runs: two workers never create or alter it at once."""
+    return [f"changefeed\x1f{m.sink_schema}\x1fddl\x1f{m.sink_table}" for m in mappings]
+
+
+def lookup_targets(batch: Batch, tables: SinkTables | None) -> list[TableMapping]:
+    """Targets whose copied columns this batch may change: written, or a table they look up was."""
+    if tables is None:
+        return []
+    out: dict[tuple[str, str], TableMapping] = {}
+    for m in {w.mapping for w in batch.writes}:
+        for t in [m, *tables.targets_of(m)]:
+            current = tables.by_sink(t.sink_schema, t.sink_table)
+            if current is not None and current.lookups:
+                out[(t.sink_schema, t.sink_table)] = current
+    return [out[k] for k in sorted(out)]
+
+
+def lookup_steps(batch: Batch, target: TableMapping) -> Generator[Step, list[Any], None]:
+    """Refresh the copied columns of every target row the batch touched, on either side."""
+    key = target.key_columns[0]
+    own = sorted({w.key[0] for w in batch.writes if w.mapping.sink_table == target.sink_table}, key=str)
+    for lk in target.lookups:
+        on = target.column(lk.on)
+        assert on is not None  # validate_mappings checked it
+        looked = {
+            w.key[0]
+            for w in batch.writes
+            if w.mapping.sink_schema == target.sink_schema and w.mapping.sink_table == lk.table
+        }
+        if not own and not looked:
+            continue
+        query = lookup_sql(target.sink_schema, target.sink_table, key.name, key.type, on.type, lk)
+        yield Step(query, [own, sorted(looked, key=str)], fetch=False)
+
+
+def flush_steps(
+    batch: Batch, group: str, schema: str, tables: SinkTables | None = None
+) -> Generator[Step, list[Any], FlushResult]:
+    """Locks, new tables and columns, rows per statement group, lookups, the ledger, the offsets —
+    one transaction."""
     result = FlushResult(offsets=dict(batch.next_offsets))
-    if batch.next_offsets:
-        yield Step(PARTITION_LOCK_SQL, [partition_lock_keys(schema, batch.next_offsets)], fetch=False)
+    pending = list(tables.pending.values()) if tables is not None else []
+    targets = lookup_targets(batch, tables)
+    keys = partition_lock_keys(schema, batch.next_offsets) + ddl_lock_keys(pending)
+    keys += lock_keys(schema, [t.sink_table for t in targets])
+    if keys:
+        yield Step(PARTITION_LOCK_SQL, [sorted(keys)], fetch=False)
+    for m in pending:
+        assert tables is not None
+        for statement in mapping_ddl(m, tables):
+            yield Step(statement, (), fetch=False)
     newest = 0
     for (m, hard, keep), writes in batch.groups().items():
         newest += len(writes)
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
     result.superseded = len(batch.writes) - newest
+    for target in targets:
+        yield from lookup_steps(batch, target)
     if result.conflicts:
         yield Step(ledger_sql(schema), ledger_params(result.conflicts), fetch=False)
     if batch.next_offsets:
@@ -119,8 +171,9 @@ class SinkCore:
         *,
         control_schema: str = "public",
         placeholder: str = UNAVAILABLE_VALUE,
+        resolver: Resolver | None = None,
     ) -> None:
-        self.mappings = validate_mappings(mappings)
+        self.tables = SinkTables(mappings, resolver, control_schema)
         self.consumer_group = consumer_group
         self.control_schema = control_schema
         self.placeholder = placeholder
@@ -128,8 +181,22 @@ class SinkCore:
         self.applied_offsets: dict[tuple[str, int], int] = {}
         self.counts = {"unmapped": 0, "replayed": 0, "tombstones": 0, "truncates": 0}
 
-    def add(self, partition: int, record: ChangeEvent) -> None:
-        """Buffer one record; raises ``SinkRowError`` (poison) if its key cannot be extracted."""
+    @property
+    def mappings(self) -> dict[str, TableMapping]:
+        """Every known mapping by source table (mirrored tables once resolved)."""
+        return self.tables.current
+
+    def add(
+        self,
+        partition: int,
+        record: ChangeEvent,
+        fields: Mapping[str, Any] | None = None,
+        key_fields: Sequence[str] = (),
+    ) -> None:
+        """Buffer one record; raises ``SinkRowError`` (poison) if its key cannot be extracted.
+
+        ``fields``: the writer schema's row fields (name → Avro type), for mirrored tables.
+        """
         topic = record.topic
         if record.offset < self.applied_offsets.get((topic, partition), 0):
             self.counts["replayed"] += 1  # already committed by an earlier flush
@@ -140,7 +207,7 @@ class SinkCore:
             # Debezium skips truncates by default; materializing one would wipe a whole table.
             self.counts["truncates"] += 1
             log.warning("ignored truncate of %s at %s", record.table_id, record.origin)
-        elif (mapping := self.mappings.get(record.table_id)) is None:
+        elif (mapping := self.tables.get(record.table_id, fields, key_fields)) is None:
             self.counts["unmapped"] += 1
         else:
             self.batch.writes.append(to_write(mapping, record, self.placeholder))
@@ -159,6 +226,7 @@ class SinkCore:
         """After the transaction committed: remember offsets, start an empty batch, alert."""
         self.applied_offsets.update(result.offsets)
         self.batch = Batch()
+        self.tables.pending.clear()
         for c in result.conflicts:
             alert = c.policy == ConflictPolicy.REJECT_AND_ALERT.value
             log.log(

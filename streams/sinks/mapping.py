@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from streams.errors import ConfigError
+from streams.sinks.lookup import Lookup
 
 NAMEDATALEN = 63  # PostgreSQL silently truncates longer identifiers, which can make names collide
 RESERVED_PREFIX = "_cf_"
@@ -66,11 +67,13 @@ class TableMapping:
     sink_schema: str = "public"
     delete_policy: DeletePolicy = DeletePolicy.HARD
     conflict_policy: ConflictPolicy = ConflictPolicy.DISCARD_STALE
+    lookups: Sequence[Lookup] = ()  # columns copied from other sink tables (streams.sinks.lookup)
 
     def __post_init__(self) -> None:
         # Tuples keep the mapping hashable (it keys statement groups) and truly frozen.
         object.__setattr__(self, "columns", tuple(self.columns))
         object.__setattr__(self, "key", tuple(self.key))
+        object.__setattr__(self, "lookups", tuple(self.lookups))
         object.__setattr__(self, "delete_policy", DeletePolicy(self.delete_policy))
         object.__setattr__(self, "conflict_policy", ConflictPolicy(self.conflict_policy))
 
@@ -95,6 +98,17 @@ class TableMapping:
     @cached_property
     def value_columns(self) -> list[Column]:
         return [c for c in self.columns if c.name not in self.key]
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+def grow(current: TableMapping, proposed: TableMapping) -> TableMapping:
+    """``current`` plus the columns ``proposed`` adds (never fewer: a column the source no longer
+    sends keeps its stored values, it is not dropped). ``current`` itself when nothing is new."""
+    known = {c.name for c in current.columns}
+    added = [c for c in proposed.columns if c.name not in known]
+    return replace(current, columns=(*current.columns, *added)) if added else current
 
 
 def _identifier(name: str, what: str) -> str:
@@ -136,6 +150,17 @@ def _check_one(m: TableMapping) -> None:
     if not m.key or len(set(m.key)) != len(m.key) or not set(m.key) <= set(seen):
         msg = f"{where}: key {list(m.key)} must be distinct mapped columns of {sorted(seen)}"
         raise ConfigError(msg)
+    for lk in m.lookups:
+        if lk.on not in seen or len(m.key) != 1:
+            msg = f"{where}: lookup of {lk.table!r} on {lk.on!r}: needs a mapped column and a one-column key"
+            raise ConfigError(msg)
+        for name, _ in lk.columns:
+            _identifier(name, f"{where}: lookup column")
+            if name in seen:
+                msg = f"{where}: lookup column {name!r} collides with a mapped column"
+                raise ConfigError(msg)
+        for name in (lk.position_column, lk.key_column, f"{m.sink_table}{lk.index_name}"):
+            _identifier(name, f"{where}: lookup bookkeeping name")
 
 
 def validate_mappings(mappings: Iterable[TableMapping]) -> dict[str, TableMapping]:

@@ -18,13 +18,8 @@ from streams.errors import SinkRowError, SinkUnavailableError
 from streams.settings import DatabaseSettings
 from streams.sinks.classify import Failure, classify, unavailable
 from streams.sinks.contract import FlushResult
-from streams.sinks.ddl import (
-    added_columns_ddl,
-    audit_trigger_ddl,
-    control_tables_ddl,
-    materialized_table_ddl,
-)
-from streams.sinks.flush import SinkCore, Step, flush_steps, write_steps
+from streams.sinks.ddl import control_tables_ddl, mapping_ddl
+from streams.sinks.flush import PARTITION_LOCK_SQL, SinkCore, Step, ddl_lock_keys, flush_steps, write_steps
 from streams.sinks.mapping import TableMapping
 from streams.sinks.offsets import load_offsets_sql
 
@@ -49,13 +44,43 @@ def conninfo_from(
     )
 
 
-def schema_steps(core: SinkCore, audit: bool) -> list[Step]:
-    stmts = control_tables_ddl(core.control_schema)
-    for m in core.mappings.values():
-        stmts += materialized_table_ddl(m) + added_columns_ddl(m)
-        if audit:
-            stmts += audit_trigger_ddl(m, core.control_schema)
-    return [Step(s, (), False) for s in stmts]
+CATALOG_SQL = (
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+    " array_position(i.indkey::int2[], a.attnum) FROM pg_attribute a"
+    " LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary"
+    " WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
+    " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+)
+
+
+def schema_steps(core: SinkCore, audit: bool) -> Steps:
+    """Control tables, every static mapping's tables; mirrored tables that exist are read back
+    from the catalog (``SinkTables.seed``). Under the DDL locks: two workers starting at once
+    never create the same table or type concurrently."""
+    core.tables.audit = audit
+    static = [m for t, m in core.mappings.items() if t not in core.tables.mirrored]
+    keys = [*ddl_lock_keys(static), f"changefeed\x1f{core.control_schema}\x1fddl\x1fcontrol"]
+    yield Step(PARTITION_LOCK_SQL, [sorted(keys)], False)
+    for s in control_tables_ddl(core.control_schema):
+        yield Step(s, (), False)
+    for m in static:
+        for s in mapping_ddl(m, core.tables):
+            yield Step(s, (), False)
+    resolver = core.tables.resolver
+    for table_id in sorted(core.tables.mirrored):
+        assert resolver is not None  # mirrored tables come from a resolver
+        schema, table = resolver.sink_table(table_id)
+        rows = yield Step(CATALOG_SQL, [schema, table], True)
+        if not rows:
+            continue
+        key = [name for name, _, at in sorted((r for r in rows if r[2] is not None), key=lambda r: r[2])]
+        columns = [(str(name), str(kind)) for name, kind, _ in rows]
+        mapping = resolver.from_sink(table_id, columns, key)
+        if mapping is not None:
+            core.tables.seed(table_id, mapping)
+            for s in mapping_ddl(mapping, core.tables):
+                yield Step(s, (), False)
+    return FlushResult()
 
 
 def drive(cur: psycopg.Cursor[Any], steps: Steps | list[Step]) -> FlushResult:
@@ -127,7 +152,7 @@ class PostgresSink(SinkCore):
     def flush(self) -> FlushResult:
         """Commit rows, ledger and offsets together; raise without committing anything."""
         try:
-            result = self._run(flush_steps(self.batch, self.consumer_group, self.control_schema))
+            result = self._run(flush_steps(self.batch, self.consumer_group, self.control_schema, self.tables))
         except psycopg.Error as exc:
             if classify(exc) is Failure.ROW:
                 raise self._isolate(exc) from exc

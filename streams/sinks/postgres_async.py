@@ -84,7 +84,9 @@ class AsyncPostgresSink(SinkCore):
 
     async def flush(self) -> FlushResult:
         try:
-            result = await self._run(flush_steps(self.batch, self.consumer_group, self.control_schema))
+            result = await self._run(
+                flush_steps(self.batch, self.consumer_group, self.control_schema, self.tables)
+            )
         except psycopg.Error as exc:
             if classify(exc) is Failure.ROW:
                 raise await self._isolate(exc) from exc

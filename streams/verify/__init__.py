@@ -2,7 +2,7 @@
 
 from streams.verify.compare import Divergence, DivergentKey, TableResult, compare_table
 from streams.verify.lag import PartitionLag, measure_lag
-from streams.verify.mappings import shipping_mappings
+from streams.verify.mappings import project_mappings
 from streams.verify.run import VerifyOptions, open_databases, verify_once, verify_wait
 
 __all__ = [
@@ -14,7 +14,7 @@ __all__ = [
     "compare_table",
     "measure_lag",
     "open_databases",
-    "shipping_mappings",
+    "project_mappings",
     "verify_once",
     "verify_wait",
 ]

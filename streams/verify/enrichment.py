@@ -1,84 +1,101 @@
-"""Sink-side oracle for the ``order_view`` enrichment: each order's customer name and email
-must equal ``customer_directory``'s row of that order's customer (NULL when there is none).
+"""Sink-side oracle for lookups: every copied column of a target row must equal the looked-up
+table's row for the target's join column (NULL when there is none, or it is deleted).
 
-The enrichment is not in any source table, so the checksum comparison leaves it out (a
-"derived" column); this check closes that gap inside the sink, in one statement per round.
-"Name" is the directory's first and last name joined by one space, as the shipping service
-defines it.
+Copied columns are in no source table, so the checksum comparison never sees them; this check
+closes that gap inside the sink, one statement per lookup and round. A column copied from several
+looked-up columns is those columns joined by one space, NULLs skipped — as the sink writes it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from streams.sinks.ddl import DELETED_AT
+from streams.sinks.lookup import Lookup, expression
 from streams.sinks.mapping import TableMapping
 from streams.verify.compare import Divergence, DivergentKey, TableResult
 
-ORDERS, CUSTOMERS = "order_view", "customer_directory"
-CHECK_NAME = "order_view ⋈ customer_directory"
+
+def check_name(m: TableMapping, lk: Lookup) -> str:
+    return f"{m.sink_table} ⋈ {lk.table}"
 
 
-def enrichment_sql(schema: str) -> sql.Composed:
-    """Params: limit. Rows: (order count, mismatches, [order_id, customer_id, name, email,
-    expected name, expected email] for up to ``limit`` mismatching orders, as JSON)."""
+def lookup_sql(m: TableMapping, lk: Lookup) -> sql.Composed:
+    """Params: limit. Row: (target rows, mismatches, up to ``limit`` mismatches as JSON)."""
+    got = [
+        sql.SQL("o.{} AS {}").format(sql.Identifier(n), sql.Identifier(f"got_{i}"))
+        for i, (n, _) in enumerate(lk.columns)
+    ]
+    present = sql.SQL("l.{} IS NOT NULL").format(sql.Identifier(lk.key))
+    if not lk.hard_deletes:
+        present = sql.SQL("{} AND l.{} IS NULL").format(present, sql.Identifier(DELETED_AT))
+    want = [
+        sql.SQL("CASE WHEN {} THEN {} END AS {}").format(
+            present, expression(src, "l"), sql.Identifier(f"want_{i}")
+        )
+        for i, (_, src) in enumerate(lk.columns)
+    ]
+    differs = sql.SQL(" OR ").join(
+        sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(f"got_{i}"), sql.Identifier(f"want_{i}"))
+        for i in range(len(lk.columns))
+    )
     return sql.SQL(
-        "WITH x AS (SELECT o.order_id, o.customer_id, o.customer_name AS name, o.customer_email AS email,"
-        " CASE WHEN c.customer_id IS NOT NULL THEN concat_ws(' ', c.first_name, c.last_name) END"
-        " AS want_name,"
-        " c.email AS want_email FROM {ov} o LEFT JOIN {cd} c ON c.customer_id = o.customer_id"
-        " WHERE o.{deleted} IS NULL),"
-        " bad AS (SELECT * FROM x WHERE name IS DISTINCT FROM want_name OR email IS DISTINCT FROM want_email)"
+        "WITH x AS (SELECT o.{tk} AS target_key, o.{on} AS looked_up_key, {got}, {want}"
+        " FROM {target} o LEFT JOIN {looked} l ON l.{lk} = o.{on} WHERE o.{deleted} IS NULL),"
+        " bad AS (SELECT * FROM x WHERE {differs})"
         " SELECT (SELECT count(*) FROM x), (SELECT count(*) FROM bad),"
-        " (SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.order_id), '[]'::jsonb) FROM"
-        " (SELECT * FROM bad ORDER BY order_id LIMIT %s) b)"
+        " (SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.target_key), '[]'::jsonb) FROM"
+        " (SELECT * FROM bad ORDER BY target_key LIMIT %s) b)"
     ).format(
-        ov=sql.Identifier(schema, ORDERS),
-        cd=sql.Identifier(schema, CUSTOMERS),
-        deleted=sql.Identifier("_cf_deleted_at"),
+        tk=sql.Identifier(m.key[0]),
+        on=sql.Identifier(lk.on),
+        got=sql.SQL(", ").join(got),
+        want=sql.SQL(", ").join(want),
+        target=sql.Identifier(m.sink_schema, m.sink_table),
+        looked=sql.Identifier(m.sink_schema, lk.table),
+        lk=sql.Identifier(lk.key),
+        deleted=sql.Identifier(DELETED_AT),
+        differs=differs,
     )
 
 
-def applies(mappings: list[TableMapping]) -> str | None:
-    """The sink schema when both enrichment tables are mapped there, else None (nothing to check)."""
+def lookups_of(mappings: Sequence[TableMapping]) -> list[tuple[TableMapping, Lookup]]:
+    """Every (target, lookup) whose looked-up table is mapped too (else there is nothing to check)."""
     tables = {(m.sink_schema, m.sink_table) for m in mappings}
-    for schema, table in tables:
-        if table == ORDERS and (schema, CUSTOMERS) in tables:
-            return schema
-    return None
+    return [(m, lk) for m in mappings for lk in m.lookups if (m.sink_schema, lk.table) in tables]
 
 
-def _detail(row: dict[str, Any]) -> DivergentKey:
-    """One mismatching order: which enrichment column holds what, and what the directory says."""
-    pairs = (
-        ("customer_name", row["name"], row["want_name"]),
-        ("customer_email", row["email"], row["want_email"]),
+def _detail(m: TableMapping, lk: Lookup, row: dict[str, Any]) -> DivergentKey:
+    found = "; ".join(
+        f"{name}={row[f'got_{i}']!r} but {lk.table} has {row[f'want_{i}']!r}"
+        for i, (name, _) in enumerate(lk.columns)
+        if row[f"got_{i}"] != row[f"want_{i}"]
     )
-    found = "; ".join(f"{col}={got!r} but directory has {want!r}" for col, got, want in pairs if got != want)
-    detail = f"customer {row['customer_id']}: {found}"
-    return DivergentKey((str(row["order_id"]),), Divergence.ENRICHMENT, (detail,))
+    detail = f"{lk.on} {row['looked_up_key']}: {found}"
+    return DivergentKey((str(row["target_key"]),), Divergence.ENRICHMENT, (detail,))
 
 
-def materialized(sink: psycopg.Connection[Any], schema: str) -> bool:
-    """Whether ``order_view`` carries the enrichment columns (only the shipping sink adds them;
-    a table materialized from the mappings alone has nothing to check)."""
+def materialized(sink: psycopg.Connection[Any], m: TableMapping, lk: Lookup) -> bool:
+    """Whether the target carries the lookup's columns (a worker created them)."""
     row = sink.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-        " AND column_name IN ('customer_name', 'customer_email')",
-        [schema, ORDERS],
+        " AND column_name = ANY(%s)",
+        [m.sink_schema, m.sink_table, [n for n, _ in lk.columns]],
     ).fetchone()
     sink.rollback()
-    return row is not None and int(row[0]) == 2
+    return row is not None and int(row[0]) == len(lk.columns)
 
 
-def check_enrichment(sink: psycopg.Connection[Any], schema: str, limit: int = 20) -> TableResult:
+def check_lookup(sink: psycopg.Connection[Any], m: TableMapping, lk: Lookup, limit: int = 20) -> TableResult:
     """Never raises for divergence; database errors propagate to the caller (like compare)."""
-    row = sink.execute(enrichment_sql(schema), [limit]).fetchone()
+    row = sink.execute(lookup_sql(m, lk), [limit]).fetchone()
     sink.rollback()
     assert row is not None  # an aggregate query always answers one row
-    orders, bad, sample = int(row[0]), int(row[1]), row[2]
-    result = TableResult(CHECK_NAME, source_rows=orders, sink_rows=orders, divergent=bad)
-    result.keys = [_detail(r) for r in sample]
+    rows, bad, sample = int(row[0]), int(row[1]), row[2]
+    result = TableResult(check_name(m, lk), source_rows=rows, sink_rows=rows, divergent=bad)
+    result.keys = [_detail(m, lk, r) for r in sample]
     return result

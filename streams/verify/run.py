@@ -19,7 +19,7 @@ from streams.settings import Settings
 from streams.sinks.mapping import TableMapping
 from streams.verify import connections
 from streams.verify.compare import TableResult, compare_table
-from streams.verify.enrichment import CHECK_NAME, applies, check_enrichment, materialized
+from streams.verify.enrichment import check_lookup, check_name, lookups_of, materialized
 from streams.verify.normalize import Dialect
 from streams.verify.readers import SqlReader, source_columns
 from streams.verify.spec import TableSpec, spec_for, split_source
@@ -88,14 +88,13 @@ def verify_once(
                 conn.rollback()
         result.derived = spec.derived
         results.append(result)
-    schema = applies(list(mappings))
-    if schema is not None:
+    for m, lk in lookups_of(list(mappings)):
         try:
-            if materialized(dbs.sink, schema):
-                results.append(check_enrichment(dbs.sink, schema, options.limit))
+            if materialized(dbs.sink, m, lk):
+                results.append(check_lookup(dbs.sink, m, lk, options.limit))
         except psycopg.Error as exc:
             first_line = str(exc).splitlines()[0] if str(exc) else ""
-            results.append(TableResult(CHECK_NAME, error=f"{type(exc).__name__}: {first_line}"))
+            results.append(TableResult(check_name(m, lk), error=f"{type(exc).__name__}: {first_line}"))
             dbs.sink.rollback()
     return results
 

@@ -44,7 +44,7 @@ from psycopg import sql
 
 from streams import dlq
 from streams.app import sink_application_name
-from streams.domains.shipping import ShippingSink
+from streams.demo.project import shipping_mappings, shipping_sink
 from streams.load import LoadPlan, LoadReport, Mix, run_load
 from streams.settings import Settings
 from streams.sinks import AUDIT_TABLE, OFFSETS_TABLE, conninfo_from
@@ -52,7 +52,7 @@ from streams.sinks.mapping import DeletePolicy
 from streams.stack import process, supervisor
 from streams.stack.paths import repo_root
 from streams.stack.services import StackContext
-from streams.verify import VerifyOptions, open_databases, shipping_mappings, verify_wait
+from streams.verify import VerifyOptions, open_databases, verify_wait
 from streams.verify.compare import TableResult
 from tests.polling import poll
 from tests.stack_fixtures import env_for
@@ -417,7 +417,7 @@ class FaultPipeline:
         """Sink tables, control tables and audit triggers, before any worker starts."""
 
         async def setup() -> None:
-            s = ShippingSink(conninfo_from(self.settings.sink_postgres), self.group)
+            s = shipping_sink(conninfo_from(self.settings.sink_postgres), self.group)
             try:
                 await s.ensure_schema(audit=True)
             finally:

@@ -15,8 +15,9 @@ import httpx
 import psycopg
 import pytest
 
+from streams.demo.project import shipping_mappings
 from streams.sinks import UNAVAILABLE_VALUE, conninfo_from
-from streams.verify import VerifyOptions, open_databases, shipping_mappings, verify_wait
+from streams.verify import VerifyOptions, open_databases, verify_wait
 from tests.faults.crafting import (
     CUSTOMERS_TOPIC,
     Recoder,

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from streams.domains.shipping import shipping_mappings as declared
+from streams.demo.project import shipping_mappings as declared
 from streams.errors import ConfigError
 from streams.sinks import conninfo_from, validate_mappings
 from streams.sinks.mapping import with_extra_columns

@@ -13,13 +13,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from streams.demo.project import shipping_mappings
 from streams.load import LoadPlan, Mix, run_load
 from streams.load.orders import OrdersWriter
 from streams.settings import Settings
 from streams.sinks import TableMapping
 from streams.stack.services import StackContext
 from streams.verify import Divergence, VerifyOptions, connections, open_databases, verify_once
-from streams.verify.mappings import shipping_mappings
 from tests.integration.demo.mirror import demo_mappings, materialize
 
 

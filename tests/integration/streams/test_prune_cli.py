@@ -7,9 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from streams.cli.main import app
+from streams.demo.project import shipping_mappings
 from streams.settings import Settings
 from streams.sinks import PostgresSink, conninfo_from
-from streams.verify import shipping_mappings
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[tuple[object, ...]]

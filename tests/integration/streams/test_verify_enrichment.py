@@ -6,12 +6,11 @@ import asyncio
 
 import pytest
 
-from streams.domains.shipping import ShippingSink
+from streams.demo.project import shipping_mappings, shipping_sink
 from streams.settings import Settings
 from streams.sinks import conninfo_from
-from streams.verify.compare import Divergence
-from streams.verify.enrichment import applies, check_enrichment
-from streams.verify.mappings import shipping_mappings
+from streams.verify.compare import Divergence, TableResult
+from streams.verify.enrichment import check_lookup, lookups_of
 from streams.verify.report import divergence_lines
 from tests.integration.streams.test_sources import Conn
 
@@ -20,7 +19,7 @@ POS = b"\x01"
 
 
 async def _create(settings: Settings, schema: str) -> None:
-    sink = ShippingSink(conninfo_from(settings.sink_postgres), "it-enrich", schema)
+    sink = shipping_sink(conninfo_from(settings.sink_postgres), "it-enrich", schema)
     await sink.ensure_schema()
     await sink.close()
 
@@ -29,7 +28,16 @@ def test_enrichment_mismatches_are_reported_and_consistent_rows_pass(
     settings: Settings, sink: Conn, schema: str
 ) -> None:
     asyncio.run(_create(settings, schema))
-    assert applies(shipping_mappings(schema)) == schema
+    [(order_view, lookup)] = lookups_of(shipping_mappings(schema))
+    assert (order_view.sink_schema, order_view.sink_table, lookup.table) == (
+        schema,
+        "order_view",
+        "customer_directory",
+    )
+
+    def check_enrichment(sink: Conn, schema: str) -> TableResult:
+        return check_lookup(sink, order_view, lookup)
+
     cd, ov = f'"{schema}".customer_directory', f'"{schema}".order_view'
     sink.execute(
         f"INSERT INTO {cd} (customer_id, email, first_name, last_name, _cf_position) VALUES"
@@ -47,7 +55,10 @@ def test_enrichment_mismatches_are_reported_and_consistent_rows_pass(
     assert (result.source_rows, result.divergent, result.ok) == (3, 1, False)
     [bad] = result.keys
     assert (bad.key, bad.kind) == (("11",), Divergence.ENRICHMENT)
-    assert "customer 2: customer_email='old-bob@x.test' but directory has 'bob@x.test'" in bad.columns[0]
+    assert (
+        "customer_id 2: customer_email='old-bob@x.test' but customer_directory has 'bob@x.test'"
+        in bad.columns[0]
+    )
     assert any("key=11" in line and "old-bob@x.test" in line for line in divergence_lines([result], 20))
 
     sink.execute(f"UPDATE {ov} SET customer_email = 'bob@x.test' WHERE order_id = 11")

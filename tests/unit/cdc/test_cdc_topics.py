@@ -39,8 +39,7 @@ def test_bad_names_fail_loudly(build: object) -> None:
 
 def test_domain_topics_are_the_contracts_topics() -> None:
     """One source of truth: the contracts' subjects name the topic each transform publishes to."""
-    from streams.domains.customers import transforms as customers
-    from streams.domains.orders import transforms as orders
+    from streams.demo.project import customers, orders
     from streams.registry.contracts import load_index
     from streams.stack.paths import repo_root
 

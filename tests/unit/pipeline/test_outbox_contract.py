@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from streams.domains import default_registry
+from streams.demo.project import demo_registry
 from streams.errors import MessageOrigin
 from streams.pipeline import Pipeline
 from streams.pipeline.handle import Handler
@@ -33,7 +33,7 @@ def outbox(offset: int, event_type: str, payload: dict[str, Any]) -> Rec:
 async def test_contract_violations_go_to_the_dlq_with_headers() -> None:
     sink = FakeSink([])
     sink.batch = Batch()
-    handler = Handler(JsonDecoder(), default_registry(), None, sink)  # type: ignore[arg-type]
+    handler = Handler(JsonDecoder(), demo_registry(), None, sink)  # type: ignore[arg-type]
     p = Pipeline(FakeConsumer(), FakeProducer(), sink, handler, FAST)  # type: ignore[arg-type]
     good = {"order_id": 6, "customer_id": 1, "total_minor": 5, "item_count": 1, "currency": "EUR"}
     records = [

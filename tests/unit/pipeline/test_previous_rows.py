@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.domains.customers.transforms import BEFORE_COLUMNS, customer_events
-from streams.domains.shipping import shipping_mappings
+from streams.demo.project import shipping_mappings
+from streams.demo.project.customers import BEFORE_COLUMNS, customer_events
 from streams.pipeline.previous import PreviousRows
 from streams.sinks.flush import SinkCore
 from tests.unit.sinks.sink_events import pg_event

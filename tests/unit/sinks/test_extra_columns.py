@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from psycopg import sql
 
-from streams.domains.shipping import shipping_mappings
+from streams.demo.project import shipping_mappings
 from streams.errors import ConfigError
 from streams.settings import PipelineSettings
 from streams.sinks import validate_mappings

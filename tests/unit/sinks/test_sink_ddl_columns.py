@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.domains.shipping import shipping_mappings
+from streams.demo.project import shipping_mappings
 from streams.sinks import Column, TableMapping
 from streams.sinks.ddl import added_columns_ddl, materialized_table_ddl
 from streams.sinks.flush import SinkCore

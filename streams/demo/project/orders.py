@@ -13,15 +13,10 @@ poison and go to the dead-letter topic).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from streams.cdc.topics import domain_topic
-from streams.domains.events import DomainEvent, OutboxMessage
-from streams.domains.orders.payloads import check_payload
-from streams.errors import TransformError
-
-if TYPE_CHECKING:
-    from streams.domains.registry import HandlerRegistry
+from streams.demo.project.payloads import check_payload
+from streams.project import DomainEvent, HandlerRegistry, OutboxMessage, TransformError, domain_topic
 
 TOPIC = domain_topic("orders")
 AGGREGATE = "order"
@@ -95,4 +90,4 @@ def order_events(msg: OutboxMessage) -> list[DomainEvent]:
 
 
 def register(registry: HandlerRegistry) -> None:
-    registry.aggregate(AGGREGATE, order_events)
+    registry.outbox(AGGREGATE, order_events, publishes=[TOPIC])

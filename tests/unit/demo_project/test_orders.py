@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from streams.domains import OutboxMessage, default_registry
-from streams.domains.orders import order_events
-from streams.domains.orders.payloads import check_payload
+from streams.demo.project import demo_registry
+from streams.demo.project.orders import order_events
+from streams.demo.project.payloads import check_payload
 from streams.errors import TransformError
+from streams.project import OutboxMessage
 
 AT = datetime(2026, 1, 2, tzinfo=UTC)
 
@@ -56,7 +57,7 @@ def test_missing_order_id_is_poison() -> None:
 
 
 def test_unknown_aggregate_is_counted() -> None:
-    registry = default_registry()
+    registry = demo_registry()
     assert registry.for_outbox(message("X", {}, aggregate="invoice")) == []
     assert registry.unmapped["outbox:invoice"] == 1
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from streams.cdc import parse_change_event
-from streams.domains import default_registry
-from streams.domains.customers import customer_events
+from streams.demo.project import demo_registry
+from streams.demo.project.customers import customer_events
 from streams.errors import TransformError
 
 ROW = {"id": 7, "email": "a@x.test", "first_name": "Ada", "last_name": "Byron", "phone": None, "tier": "gold"}
@@ -81,7 +81,7 @@ def test_missing_email_is_rejected_as_poison() -> None:
 
 
 def test_registry_counts_unmapped_tables() -> None:
-    registry = default_registry()
+    registry = demo_registry()
     other = change("c", None, ROW)
     other = type(other)(**{**other.__dict__, "table_id": "public.other"})
     assert registry.for_change(other) == []

@@ -19,7 +19,7 @@ from fastavro import parse_schema
 from fastavro.validation import ValidationError, validate
 
 import streams
-from streams.errors import TransformError
+from streams.project import TransformError
 
 CONTRACTS = Path(streams.__file__).resolve().parent.parent / "schemas" / "orders" / "outbox"
 EVENT_TYPES = ("OrderPlaced", "OrderStatusChanged", "OrderCancelled")

@@ -13,15 +13,20 @@ columns outside the contracts (tier, timestamps, bio, …) produce no event.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from streams.cdc import ChangeEvent, Op
-from streams.cdc.topics import domain_topic
-from streams.domains.events import DomainEvent, event_id, position_record, source_name, version_of
-from streams.errors import TransformError
-
-if TYPE_CHECKING:
-    from streams.domains.registry import HandlerRegistry
+from streams.project import (
+    ChangeEvent,
+    DomainEvent,
+    HandlerRegistry,
+    Op,
+    TransformError,
+    domain_topic,
+    event_id,
+    position_record,
+    source_name,
+    version_of,
+)
 
 TOPIC = domain_topic("customers")
 SOURCE_TABLE = "public.customers"
@@ -95,4 +100,4 @@ def customer_events(change: ChangeEvent) -> list[DomainEvent]:
 
 
 def register(registry: HandlerRegistry) -> None:
-    registry.table(SOURCE_TABLE, customer_events)
+    registry.table(SOURCE_TABLE, customer_events, publishes=[TOPIC], before=BEFORE_COLUMNS)

@@ -1,0 +1,79 @@
+"""A project: its tables file, its transform modules, and the topics both need.
+
+``load_project`` is the one door through which the worker, ``verify``, ``lag``, ``prune`` and the
+demo learn what to materialize — the demo's project (``streams/demo/project``) comes through it
+exactly as a user's does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.cdc.topics import outbox_topic
+from streams.connect.definitions import load_definitions, template_variables
+from streams.errors import ConfigError
+from streams.project.registry import HandlerRegistry
+from streams.project.resolve import ProjectTables
+from streams.project.tables import ProjectFile, load_tables
+from streams.project.topics import topics_of
+from streams.settings import Settings
+from streams.sinks.mapping import TableMapping
+
+
+def load_transforms(modules: tuple[str, ...], search_path: Path) -> HandlerRegistry:
+    """Import each module (the project folder is importable) and call its ``register(registry)``."""
+    registry = HandlerRegistry()
+    if modules and str(search_path) not in sys.path:
+        sys.path.insert(0, str(search_path))
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            msg = (
+                f"transform module {name!r} does not import ({exc}); it must be importable from {search_path}"
+            )
+            raise ConfigError(msg) from exc
+        register = getattr(module, "register", None)
+        if not callable(register):
+            msg = f"transform module {name!r} has no register(registry) function"
+            raise ConfigError(msg)
+        register(registry)
+    return registry
+
+
+@dataclass
+class Project:
+    path: Path  # the tables file
+    file: ProjectFile
+    tables: ProjectTables
+    registry: HandlerRegistry
+    topics: dict[str, str]  # source table → change topic
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """Every topic the worker consumes: declared tables, transformed tables, outbox aggregates."""
+        out = set(self.topics.values()) | {outbox_topic(a) for a in self.registry.aggregates}
+        return sorted(out)
+
+    def static_mappings(self) -> list[TableMapping]:
+        return self.tables.static_mappings()
+
+
+def load_project(settings: Settings, *, sink_schema: str | None = None) -> Project:
+    """The project the settings name; ``ConfigError`` with what to fix when it is inconsistent."""
+    p = settings.project
+    path = p.tables
+    file = load_tables(path)
+    registry = load_transforms(file.transforms, path.parent.resolve())
+    tables = ProjectTables(file.tables, sink_schema or settings.pipeline.sink_schema)
+    wanted = {t.source for t in file.tables if not t.topic} | (
+        set(registry.tables) - {t.source for t in file.tables}
+    )
+    explicit = {t.source: t.topic for t in file.tables if t.topic}
+    definitions = load_definitions(p.connectors_dir, template_variables(settings)) if wanted else []
+    topics = {**topics_of(sorted(wanted), definitions), **explicit}
+    tables.static_mappings()  # fail at load, not at the first event, on a bad static table
+    return Project(path, file, tables, registry, topics)
