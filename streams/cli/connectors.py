@@ -13,7 +13,8 @@ from rich.table import Table
 
 from streams.cli.context import settings_of
 from streams.connect import ConnectClient, apply_definition, load_definitions, template_variables
-from streams.connect.apply import Action, validate_definition, wait_running, wait_state
+from streams.connect.apply import Action, ApplyResult, validate_definition, wait_running, wait_state
+from streams.connect.backfill import added_tables
 from streams.connect.definitions import ConnectorDefinition
 from streams.connect.signals import send_snapshot_signal
 from streams.errors import ChangefeedError, ConnectUnavailableError
@@ -25,7 +26,10 @@ app.add_typer(offsets_app, name="offsets")
 out = Console()
 err = Console(stderr=True)
 
-DirOption = Annotated[Path, typer.Option("--dir", help="Directory of connector definitions.")]
+DirOption = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Directory of connector definitions (default: [project] connectors_dir)."),
+]
 Names = Annotated[list[str] | None, typer.Argument(help="Connector names (default: all definitions).")]
 Name = Annotated[str, typer.Argument(help="Connector name.")]
 _STATE_STYLE = {"RUNNING": "green", "FAILED": "red", "PAUSED": "yellow", "STOPPED": "yellow"}
@@ -49,9 +53,14 @@ def _connect(ctx: typer.Context) -> Iterator[ConnectClient]:
         raise typer.Exit(1) from exc
 
 
-def _definitions(ctx: typer.Context, directory: Path, names: list[str] | None) -> list[ConnectorDefinition]:
+def _definitions(
+    ctx: typer.Context, directory: Path | None, names: list[str] | None
+) -> list[ConnectorDefinition]:
+    settings = settings_of(ctx)
     try:
-        return load_definitions(directory, template_variables(settings_of(ctx)), names or ())
+        return load_definitions(
+            directory or settings.project.connectors_dir, template_variables(settings), names or ()
+        )
     except ChangefeedError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -63,7 +72,7 @@ def apply(
     names: Names = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and show the diff only.")] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for RUNNING.")] = 120.0,
-    directory: DirOption = Path("connectors"),
+    directory: DirOption = None,
 ) -> None:
     """Validate, diff against what is live, PUT only what changed, wait until RUNNING."""
     definitions = _definitions(ctx, directory, names)
@@ -75,10 +84,30 @@ def apply(
                 out.print(f"  {change}", markup=False, highlight=False, soft_wrap=True)
             if result.status is not None:
                 out.print(f"  {result.status.state}, {len(result.status.tasks)} task(s)")
+            if result.action is Action.UPDATED:
+                _backfill(ctx, definition.name, definition.config, result)
+
+
+def _backfill(ctx: typer.Context, name: str, config: dict[str, str], result: ApplyResult) -> None:
+    """Tables just added to a running connector: their existing rows come by incremental snapshot."""
+    tables, patterns = added_tables(result.diff, config.get("signal.data.collection", ""))
+    for pattern in patterns:
+        out.print(
+            f"  [yellow]{pattern!r} is a pattern: backfill the tables it adds with"
+            f" `changefeed connectors snapshot {name} <schema.table>…`[/yellow]"
+        )
+    if not tables:
+        return
+    try:
+        signal_id = send_snapshot_signal(settings_of(ctx), name, config, tables)
+    except ChangefeedError as exc:
+        err.print(f"  [red]cannot backfill {', '.join(tables)}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    out.print(f"  backfilling {', '.join(tables)}: incremental snapshot requested (signal {signal_id})")
 
 
 @app.command()
-def validate(ctx: typer.Context, names: Names = None, directory: DirOption = Path("connectors")) -> None:
+def validate(ctx: typer.Context, names: Names = None, directory: DirOption = None) -> None:
     """Ask each connector plugin to validate its definition (nothing is created)."""
     definitions = _definitions(ctx, directory, names)
     with _connect(ctx) as client:

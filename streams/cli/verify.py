@@ -17,7 +17,7 @@ from streams.verify import (
     VerifyOptions,
     measure_lag,
     open_databases,
-    project_mappings,
+    resolve_project,
     verify_once,
     verify_wait,
 )
@@ -36,9 +36,11 @@ def register(app: typer.Typer) -> None:
 SinkSchema = Annotated[str, typer.Option(help="Sink schema holding the shipping tables.")]
 
 
-def _mappings(schema: str, settings: Settings, sink: psycopg.Connection[Any]) -> list[TableMapping]:
+def _mappings(
+    schema: str, settings: Settings, sink: psycopg.Connection[Any]
+) -> tuple[list[TableMapping], list[str]]:
     try:
-        return project_mappings(settings, schema, sink)
+        return resolve_project(settings, schema, sink)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -65,20 +67,26 @@ def verify(
     settings = settings_of(ctx)
     options = VerifyOptions(chunk_size=chunk_size, limit=limit)
     with open_databases(settings) as dbs:
-        mappings = _mappings(sink_schema, settings, dbs.sink)
+        mappings, pending = _mappings(sink_schema, settings, dbs.sink)
         if wait is None:
-            results = verify_once(dbs, mappings, options)
+            results = verify_once(dbs, mappings, options, pending)
         else:
             topics = _change_topics(settings, mappings)
 
             def on_round(attempt: int, results: list[object]) -> None:
                 try:
-                    lag = measure_lag(settings.kafka.bootstrap_servers, dbs.sink, topics)
+                    lag = measure_lag(settings.kafka.bootstrap_servers, dbs.sink, topics, sink_schema)
                 except KafkaError:
                     lag = []
                 out.print(round_line(attempt, results, lag))  # type: ignore[arg-type]  # list[TableResult]
 
-            results = verify_wait(dbs, mappings, options, wait, on_round)  # type: ignore[arg-type]
+            results = verify_wait(
+                dbs,
+                lambda: _mappings(sink_schema, settings, dbs.sink),
+                options,
+                wait,
+                on_round,  # type: ignore[arg-type]  # list[TableResult]
+            )
     out.print(results_table(results))
     for line in divergence_lines(results, limit):
         out.print(line, markup=False)
@@ -90,7 +98,7 @@ def lag(ctx: typer.Context, sink_schema: SinkSchema = "public") -> None:
     """Per topic partition: newest offset seen vs applied, and the age of the oldest unapplied change."""
     settings = settings_of(ctx)
     with open_databases(settings) as dbs:
-        mappings = _mappings(sink_schema, settings, dbs.sink)
+        mappings, _ = _mappings(sink_schema, settings, dbs.sink)
         topics = _change_topics(settings, mappings)
         rows = measure_lag(settings.kafka.bootstrap_servers, dbs.sink, topics, sink_schema)
         positions = applied_positions(dbs.sink, mappings)

@@ -2,7 +2,7 @@
 
 from streams.verify.compare import Divergence, DivergentKey, TableResult, compare_table
 from streams.verify.lag import PartitionLag, measure_lag
-from streams.verify.mappings import project_mappings
+from streams.verify.mappings import project_mappings, resolve_project
 from streams.verify.run import VerifyOptions, open_databases, verify_once, verify_wait
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "measure_lag",
     "open_databases",
     "project_mappings",
+    "resolve_project",
     "verify_once",
     "verify_wait",
 ]

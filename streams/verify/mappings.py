@@ -8,7 +8,6 @@ yet is left out and named.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import psycopg
@@ -18,14 +17,20 @@ from streams.settings import Settings
 from streams.sinks.mapping import TableMapping, validate_mappings, with_extra_columns
 from streams.sinks.postgres import CATALOG_SQL
 
-log = logging.getLogger(__name__)
-
 
 def project_mappings(
     settings: Settings, schema: str | None = None, sink: psycopg.Connection[Any] | None = None
 ) -> list[TableMapping]:
     """The validated mappings of the settings' project (``ConfigError`` if inconsistent), with the
     same ``extra_columns`` the workers were given; mirrored tables from ``sink``'s catalog."""
+    return resolve_project(settings, schema, sink)[0]
+
+
+def resolve_project(
+    settings: Settings, schema: str | None = None, sink: psycopg.Connection[Any] | None = None
+) -> tuple[list[TableMapping], list[str]]:
+    """``project_mappings`` and the declared mirrored tables the sink does not hold yet."""
+    missing: list[str] = []
     project = load_project(settings, sink_schema=schema)
     out = with_extra_columns(project.static_mappings(), settings.pipeline.extra_columns)
     tables = project.tables
@@ -39,9 +44,7 @@ def project_mappings(
             key = [str(r[0]) for r in sorted((r for r in rows if r[2] is not None), key=lambda r: r[2])]
             mapping = tables.from_sink(table_id, [(str(r[0]), str(r[1])) for r in rows], key)
         if mapping is None:
-            log.warning(
-                "%s.%s (from %s) is not in the sink yet: not compared", sink_schema, sink_table, table_id
-            )
+            missing.append(f"{sink_schema}.{sink_table}")
             continue
         out.append(mapping)
-    return list(validate_mappings(out).values())
+    return list(validate_mappings(out).values()), missing

@@ -72,10 +72,15 @@ def build_specs(
     return out
 
 
+# Each round may see more tables: a mirrored table exists once a worker wrote its first row.
+MappingSource = Callable[[], tuple[Sequence[TableMapping], Sequence[str]]]
+
+
 def verify_once(
-    dbs: Databases, mappings: Sequence[TableMapping], options: VerifyOptions
+    dbs: Databases, mappings: Sequence[TableMapping], options: VerifyOptions, pending: Sequence[str] = ()
 ) -> list[TableResult]:
-    results = []
+    """Compare every mapping; a declared table not materialized yet (``pending``) is a failure."""
+    results = [TableResult(t, error="not in the sink yet: no worker has written it") for t in pending]
     for spec, source, sink in build_specs(dbs, mappings):
         try:
             result = compare_table(
@@ -101,7 +106,7 @@ def verify_once(
 
 def verify_wait(
     dbs: Databases,
-    mappings: Sequence[TableMapping],
+    mappings: Sequence[TableMapping] | MappingSource,
     options: VerifyOptions,
     timeout_s: float,
     on_round: Callable[[int, list[TableResult]], None] | None = None,
@@ -113,7 +118,8 @@ def verify_wait(
     attempt = 0
     while True:
         attempt += 1
-        results = verify_once(dbs, mappings, options)
+        current, pending = mappings() if callable(mappings) else (mappings, ())
+        results = verify_once(dbs, current, options, pending)
         if on_round is not None:
             on_round(attempt, results)
         if all(r.ok for r in results) or clock() >= deadline:

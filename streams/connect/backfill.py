@@ -1,0 +1,37 @@
+"""Tables a connector update starts capturing, so ``connectors apply`` can backfill them.
+
+A table added to a running connector's ``table.include.list`` is captured from that moment on;
+its existing rows reach Kafka only through a snapshot. ``added_tables`` compares the old and new
+include lists entry by entry: literal table names are backfilled with an incremental snapshot
+(``signals.send_snapshot_signal``); a regular expression cannot be expanded here and is reported
+so the operator can name the tables (``changefeed connectors snapshot``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from streams.connect.diff import ConfigDiff
+
+INCLUDE = "table.include.list"
+_LITERAL = re.compile(r"^[A-Za-z0-9_$]+\.[A-Za-z0-9_$]+$")
+
+
+def _entries(value: str | None) -> list[str]:
+    return [e.strip() for e in (value or "").split(",") if e.strip()]
+
+
+def added_tables(diff: ConfigDiff, signal_collection: str = "") -> tuple[list[str], list[str]]:
+    """(literal tables added to the include list, added entries that are patterns).
+
+    Nothing for a connector being created: its initial snapshot (``snapshot.mode``) covers it.
+    The signal table itself is never snapshotted.
+    """
+    if diff.create:
+        return [], []
+    change = next((c for c in diff.changes if c.key == INCLUDE), None)
+    if change is None:
+        return [], []
+    old = set(_entries(change.old))
+    added = [e for e in _entries(change.new) if e not in old and e != signal_collection]
+    return [e for e in added if _LITERAL.match(e)], [e for e in added if not _LITERAL.match(e)]

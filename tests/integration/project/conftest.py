@@ -1,0 +1,5 @@
+"""Integration tests of a user's own project on the real local stack."""
+
+from tests.stack_fixtures import settings, stack
+
+__all__ = ["settings", "stack"]
