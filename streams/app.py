@@ -23,7 +23,6 @@ from psycopg.conninfo import make_conninfo
 from streams.codecs import AvroDecoder
 from streams.errors import ChangefeedError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
-from streams.pipeline.previous import PreviousRows
 from streams.pipeline.publisher import Encoders
 from streams.pipeline.topics import ensure_topics
 from streams.project import Project, load_project
@@ -31,6 +30,7 @@ from streams.registry.client import RegistryClient
 from streams.settings import Settings
 from streams.sinks import AsyncPostgresSink, conninfo_from
 from streams.sinks.mapping import with_extra_columns
+from streams.sinks.previous import PreviousRows
 
 log = logging.getLogger(__name__)
 

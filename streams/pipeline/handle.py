@@ -15,11 +15,11 @@ from streams.cdc import parse_change_event
 from streams.cdc.topics import OUTBOX_PREFIX, parse_table_topic
 from streams.codecs import AvroDecoder
 from streams.errors import ConfigError, DecodeError, MessageOrigin, TransformError
-from streams.pipeline.previous import PreviousRows
 from streams.pipeline.publisher import Encoders, Outgoing
 from streams.project.events import OutboxMessage
-from streams.project.registry import HandlerRegistry
+from streams.project.handlers import HandlerRegistry
 from streams.sinks import AsyncPostgresSink
+from streams.sinks.previous import PreviousRows
 
 
 class Record(Protocol):

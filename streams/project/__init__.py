@@ -19,8 +19,8 @@ from streams.project.events import (
     source_name,
     version_of,
 )
+from streams.project.handlers import HandlerRegistry
 from streams.project.load import Project, load_project, load_transforms
-from streams.project.registry import HandlerRegistry
 from streams.project.tables import ColumnSpec, LookupSpec, ProjectFile, TableSpec, load_tables, parse_tables
 
 __all__ = [

@@ -15,7 +15,7 @@ from pathlib import Path
 from streams.cdc.topics import outbox_topic
 from streams.connect.definitions import load_definitions, template_variables
 from streams.errors import ConfigError
-from streams.project.registry import HandlerRegistry
+from streams.project.handlers import HandlerRegistry
 from streams.project.resolve import ProjectTables
 from streams.project.tables import ProjectFile, load_tables
 from streams.project.topics import topics_of

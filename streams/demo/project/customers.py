@@ -3,7 +3,7 @@
 Pure. Snapshot reads count as registrations (a consumer starting from scratch must learn every
 customer). ``public.customers`` keeps PostgreSQL's default replica identity (RELIABILITY S3 must
 hold with it), so Debezium sends updates without a ``before`` image; the worker rebuilds one from
-the sink's previous row (``streams.pipeline.previous``), and then an email change is emitted only
+the sink's previous row (``streams.sinks.previous``), and then an email change is emitted only
 when the email really changed, a profile update only when name or phone did. When no honest
 ``before`` exists (a replay behind the sink, an unknown customer) the transform emits the current
 email (``old_email`` null, as the contract allows) and the current profile fields. Changes to

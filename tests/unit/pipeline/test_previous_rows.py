@@ -6,8 +6,8 @@ from typing import Any
 
 from streams.demo.project import shipping_mappings
 from streams.demo.project.customers import BEFORE_COLUMNS, customer_events
-from streams.pipeline.previous import PreviousRows
 from streams.sinks.flush import SinkCore
+from streams.sinks.previous import PreviousRows
 from tests.unit.sinks.sink_events import pg_event
 
 ROW = {"id": 7, "email": "a@x.test", "first_name": "Ada", "last_name": "L", "phone": None, "tier": "gold"}
