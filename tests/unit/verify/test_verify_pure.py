@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from psycopg import sql
 
@@ -33,15 +35,18 @@ from streams.verify.spec import spec_for
         ("jsonb", ColumnKind(Family.JSON)),
         ("varchar(64)", ColumnKind(Family.TEXT)),
         ("bytea", ColumnKind(Family.BYTES)),
+        ("text[]", ColumnKind(Family.ARRAY, None, Family.TEXT)),
+        ("numeric(10,2)[]", ColumnKind(Family.ARRAY, 2, Family.NUMERIC)),
+        ("timestamptz[]", ColumnKind(Family.ARRAY, None, Family.TIMESTAMP)),
     ],
 )
 def test_sink_types_map_to_explicit_families(sink_type: str, kind: ColumnKind) -> None:
     assert kind_of(sink_type) == kind
 
 
-@pytest.mark.parametrize("sink_type", ["real", "double precision", "int4range", "text[]"])
+@pytest.mark.parametrize("sink_type", ["real", "double precision", "int4range", "real[]", "text[][]"])
 def test_types_without_a_portable_text_form_are_refused(sink_type: str) -> None:
-    with pytest.raises(ValueError, match=sink_type.split("[")[0]):
+    with pytest.raises(ValueError, match=re.escape(sink_type.split("[")[0])):
         kind_of(sink_type)
 
 
