@@ -35,11 +35,18 @@ from streams.cdc.pgtext import (
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = date(1970, 1, 1)
 _MIDNIGHT = datetime.combine(_EPOCH_DATE, time(), tzinfo=UTC)
-# PostgreSQL's JDBC driver turns ``infinity``/``-infinity`` of timestamp and date into these
-# milliseconds; Debezium passes them on unchanged for (Micro|Nano)Timestamp, and for Date it
-# divides them into days that wrap around a 32-bit int (measured on the local stack).
+# ``infinity``/``-infinity`` of timestamp and date, as Debezium sends them (measured on the local
+# stack). (Micro|Nano)Timestamp: the JDBC driver's infinity milliseconds, passed on unchanged.
+# Date, in the snapshot and in arrays: those milliseconds divided into days that wrap around a
+# 32-bit int; streamed from pgoutput: PostgreSQL's own INT32_MAX/INT32_MIN days since 2000-01-01
+# shifted to 1970 with the same wrap. All four lie far outside PostgreSQL's date range.
 _TS_INFINITY, _TS_MINUS_INFINITY = 9223372036825200000, -9223372036832400000
-_DATE_INFINITY = {-622191234: INFINITY, -625821272: MINUS_INFINITY}
+_DATE_INFINITY = {
+    -622191234: INFINITY,
+    -625821272: MINUS_INFINITY,
+    -2147472692: INFINITY,
+    -2147472691: MINUS_INFINITY,
+}
 ARRAY_PREFIX = "array:"  # row_logical_types' name for an Avro array: ``array:<element type>``
 
 
@@ -101,10 +108,14 @@ def _zoned_time(value: Any) -> Any:
 
 
 def _time_of_day(micros: int) -> Any:
-    """``time '24:00:00'`` arrives as a full day of microseconds; ``time`` cannot hold it."""
-    if micros == MICROS_PER_DAY:
-        return time_text(micros)
-    return (_MIDNIGHT + timedelta(microseconds=micros)).time()
+    """``time '24:00:00'`` arrives as a full day of microseconds; Python's ``time`` cannot hold it.
+
+    MariaDB's ``TIME`` spans -838:59:59..838:59:59: such a value goes as text too, which an
+    ``interval`` column takes and a ``time`` column refuses loudly (never wrapped into a day).
+    """
+    if 0 <= micros < MICROS_PER_DAY:
+        return (_MIDNIGHT + timedelta(microseconds=micros)).time()
+    return time_text(micros) if micros >= 0 else PgLiteral("-" + time_text(-micros))
 
 
 def _decimal_bytes(value: Any, scale: int) -> Any:

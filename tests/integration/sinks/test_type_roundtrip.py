@@ -136,7 +136,7 @@ def _write(conninfo: str, mapping: TableMapping, events: list[ChangeEvent]) -> N
             for ev in events:
                 sink.add(ev.partition, ev)
             result = await sink.flush()
-            assert result.applied == len(events)
+            assert (result.applied + result.superseded, result.conflicts) == (len(events), [])
         finally:
             await sink.close()
 
@@ -194,7 +194,11 @@ def _texts(
 def test_postgres_edge_values_arrive_exactly_and_verify_compares_them(
     settings: Settings, sink_conninfo: str, sink_schema: str, pg_capture: Capture
 ) -> None:
-    events = _events(settings, pg_capture, len(PG_ROWS))  # the value schema exists from here on
+    _events(settings, pg_capture, len(PG_ROWS))  # snapshot read: changes from here on are streamed
+    # An update and a delete of rows keyed by an emoji and by an empty string.
+    pg_capture.table_sql("""UPDATE {table} SET n = 0.1, tz = 'infinity' WHERE id = 2""")
+    pg_capture.table_sql("""DELETE FROM {table} WHERE id = 4""")
+    events = _events(settings, pg_capture, len(PG_ROWS) + 2)
     mapping = _mapping(pg_capture, settings, "public", sink_schema, ["id", RENAMES["KeyPart"]])
     assert {c.name: c.type for c in mapping.columns}["na"] == "numeric[]"
     _write(sink_conninfo, mapping, events)
@@ -205,7 +209,9 @@ def test_postgres_edge_values_arrive_exactly_and_verify_compares_them(
         sink = _texts(dst, sink_schema, mapping.sink_table, [c.name for c in mapping.columns], cols)
         src.rollback()
         dst.rollback()
-        assert sorted(sink) == sorted(source) == [1, 2, 3, 4, 5, 6]
+        assert sorted(sink) == sorted(source) == [1, 2, 3, 5, 6]
+        gone = _texts(dst, sink_schema, mapping.sink_table + "__cf_deleted", ["id", "Ключ 🔑"])
+        assert gone == {4: {"id": "4", "Ключ 🔑": ""}}
         differences = {(i, c): sink[i][c] for i in source for c in cols if source[i][c] != sink[i][c]}
         assert differences == PG_KNOWN_CHANGES
 
@@ -217,7 +223,7 @@ def test_postgres_edge_values_arrive_exactly_and_verify_compares_them(
         )
         result = _verify(src, dst, compared, Dialect.POSTGRES)
     assert result.error is None
-    assert (result.source_rows, result.sink_rows) == (6, 6)
+    assert (result.source_rows, result.sink_rows) == (5, 5)
     assert [(k.key, k.columns) for k in result.keys] == [(("3", 'b"c'), ("d",))]
 
 

@@ -77,6 +77,12 @@ def test_time_24_00_is_kept() -> None:
     assert convert_logical("io.debezium.time.ZonedTime", "24:00:00Z") == "24:00:00Z"
 
 
+def test_mariadb_times_beyond_a_day_are_not_wrapped() -> None:
+    # TIME '838:59:59' as the MariaDB connector sent it; an interval column takes the text.
+    assert convert_logical("io.debezium.time.MicroTime", 3020399000000) == "838:59:59"
+    assert convert_logical("io.debezium.time.MicroTime", -3_600_000_001) == "-01:00:00.000001"
+
+
 # What the connector sent for infinity, -infinity, 44 BC and year 12345 (local stack, Debezium 2.x).
 @pytest.mark.parametrize(
     ("logical", "raw", "expected"),
@@ -93,6 +99,9 @@ def test_time_24_00_is_kept() -> None:
         ("io.debezium.time.Timestamp", 9223372036825200000, "infinity"),
         ("io.debezium.time.Date", -622191234, "infinity"),
         ("io.debezium.time.Date", -625821272, "-infinity"),
+        ("io.debezium.time.Date", -2147472692, "infinity"),  # streamed (pgoutput), not snapshot
+        ("io.debezium.time.Date", -2147472691, "-infinity"),
+        ("io.debezium.time.Date", -735160, "0044-03-15 BC"),  # streamed BC dates keep their era
         ("io.debezium.time.MicroTimestamp", -210863476800000000, "4713-01-01 12:00:00 BC"),
         ("io.debezium.time.Date", 3789548, "12345-06-07"),
     ],
@@ -117,8 +126,9 @@ def test_values_inside_pythons_range_stay_python_objects() -> None:
     )
 
 
-def test_a_bc_date_arrives_from_debezium_without_its_era() -> None:
-    # date '0044-03-15 BC' arrived as the day count of 0044-03-15 AD (measured): nothing to undo.
+def test_a_bc_date_read_by_the_snapshot_arrives_without_its_era() -> None:
+    # date '0044-03-15 BC' arrived from the snapshot as the day count of 0044-03-15 AD
+    # (measured; streamed, it arrives as -735160): nothing to undo.
     assert convert_logical("io.debezium.time.Date", -703383) == date(44, 3, 15)
 
 
