@@ -53,7 +53,6 @@ def prune(
             psycopg.connect(conninfo_from(settings.sink_postgres)) as conn,
             out.status("pruning ...") as status,
         ):
-
             def progress(table: str, rows: int) -> None:
                 status.update(f"pruning {table}: {rows:,} rows so far")
 

@@ -30,6 +30,7 @@ def _defaults() -> Settings:
     return Settings.model_construct()  # field defaults only: no env, no TOML
 
 
+
 def _docker_compose() -> str:
     found = shutil.which("docker-compose")
     if found is None:
