@@ -108,7 +108,17 @@ class ProjectTables:
         spec = self.specs.get(table_id)
         if spec is None:
             return None
-        columns = [self._column(spec, name, pg_type_for(t)) for name, t in fields.items() if spec.wants(name)]
+        columns = []
+        for name, avro_type in fields.items():
+            if not spec.wants(name):
+                continue
+            override = spec.columns.get(name)
+            try:
+                derived = override.type if override is not None and override.type else pg_type_for(avro_type)
+            except ValueError as exc:
+                msg = f'{table_id}.{name}: {exc}; declare its type: columns.{name} = {{ type = "..." }}'
+                raise ConfigError(msg) from exc
+            columns.append(self._column(spec, name, derived))
         return self._mapping(spec, columns, key_fields)
 
     def from_sink(

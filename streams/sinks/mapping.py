@@ -28,9 +28,9 @@ _BASE_TYPES = frozenset(
         *("jsonb", "json", "bytea", "uuid", "inet"),
     }
 )
-# Array columns are not supported: the batch binds one array per column and unnest() would
-# flatten an array of arrays.
-_TYPE = re.compile(r"^(?P<base>[a-z ]+?)\s*(\(\d+(,\s*\d+)?\))?$")
+# ``type[]``: a one-dimensional array of a base type. The batch binds one array per column and
+# unnest() would flatten an array of arrays, so the statements bind array columns as literals.
+_TYPE = re.compile(r"^(?P<base>[a-z ]+?)\s*(\(\d+(,\s*\d+)?\))?(?P<array>\s*\[\])?$")
 
 
 class DeletePolicy(enum.StrEnum):
@@ -121,10 +121,18 @@ def _identifier(name: str, what: str) -> str:
     return name
 
 
+def is_array_type(type_: str) -> bool:
+    """``text[]``, ``numeric(10,2)[]``: a one-dimensional array column."""
+    return type_.rstrip().endswith("[]")
+
+
 def _check_type(type_: str, where: str) -> None:
     match = _TYPE.match(type_.strip().lower())
     if match is None or match.group("base") not in _BASE_TYPES:
-        msg = f"{where}: unsupported column type {type_!r}; use one of {sorted(_BASE_TYPES)}"
+        msg = (
+            f"{where}: unsupported column type {type_!r}; use one of {sorted(_BASE_TYPES)}"
+            " or a one-dimensional array of one (``text[]``)"
+        )
         raise ConfigError(msg)
 
 
@@ -149,6 +157,10 @@ def _check_one(m: TableMapping) -> None:
         _check_type(col.type, where)
     if not m.key or len(set(m.key)) != len(m.key) or not set(m.key) <= set(seen):
         msg = f"{where}: key {list(m.key)} must be distinct mapped columns of {sorted(seen)}"
+        raise ConfigError(msg)
+    array_keys = [c.name for c in m.key_columns if is_array_type(c.type)]
+    if array_keys:  # keys are bound one element per row (the ledger's lookup, tombstones)
+        msg = f"{where}: key columns {array_keys} are arrays; a key must be a scalar column"
         raise ConfigError(msg)
     for lk in m.lookups:
         if lk.on not in seen or len(m.key) != 1:

@@ -1,6 +1,10 @@
-"""PostgreSQL sink column types derived from Debezium's Avro field types (mirrored tables).
+"""The PostgreSQL sink column type for a Debezium Avro field type (for auto-created columns).
 
-Placeholder of the type derivation; see the full table in the module that replaces it.
+Debezium marks what a column means in the Avro schema: ``connect.name`` for its semantic types
+(``io.debezium.time.Date`` on an ``int``), ``connect.type`` for the integer widths Avro lacks
+(``int16``), ``connect.parameters`` for a decimal's precision and scale. Every type returned
+here passes the mappings' allow-list, and ``streams.cdc.logical`` converts the values Debezium
+sends for it into what that column takes.
 """
 
 from __future__ import annotations
@@ -8,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_BY_CONNECT_NAME = {
+_PRIMITIVES = {
+    "int": "integer",
+    "long": "bigint",
+    "boolean": "boolean",
+    "string": "text",
+    "bytes": "bytea",
+    "float": "real",
+    "double": "double precision",
+}
+_CONNECT_TYPES = {"int8": "smallint", "int16": "smallint", "int32": "integer", "int64": "bigint"}
+_SEMANTIC = {
+    "io.debezium.data.VariableScaleDecimal": "numeric",
     "io.debezium.time.Date": "date",
     "org.apache.kafka.connect.data.Date": "date",
     "io.debezium.time.Timestamp": "timestamp",
@@ -19,54 +34,68 @@ _BY_CONNECT_NAME = {
     "io.debezium.time.Time": "time",
     "io.debezium.time.MicroTime": "time",
     "io.debezium.time.NanoTime": "time",
+    "org.apache.kafka.connect.data.Time": "time",
     "io.debezium.time.ZonedTime": "timetz",
     "io.debezium.time.MicroDuration": "interval",
-    "io.debezium.time.Year": "integer",
     "io.debezium.data.Json": "jsonb",
     "io.debezium.data.Uuid": "uuid",
     "io.debezium.data.Xml": "text",
     "io.debezium.data.Enum": "text",
+    "io.debezium.data.EnumSet": "text",
     "io.debezium.data.Bits": "bytea",
-    "io.debezium.data.VariableScaleDecimal": "numeric",
+    "io.debezium.time.Year": "integer",
 }
-_BY_AVRO = {
-    "boolean": "boolean",
-    "int": "integer",
-    "long": "bigint",
-    "float": "real",
-    "double": "double precision",
-    "string": "text",
-    "bytes": "bytea",
-}
+_DECIMAL = "org.apache.kafka.connect.data.Decimal"
 
 
-def _named(field_type: Any) -> Any:
-    if isinstance(field_type, list):
-        named = [t for t in field_type if t != "null"]
-        return named[0] if len(named) == 1 else field_type
-    return field_type
+def _decimal(t: Mapping[str, Any]) -> str:
+    params = t.get("connect.parameters") or {}
+    precision = params.get("connect.decimal.precision", t.get("precision"))
+    scale = params.get("scale", t.get("scale"))
+    if precision is None:
+        return "numeric"
+    return f"numeric({int(precision)},{int(scale or 0)})"
 
 
-def pg_type_for(field_type: Any) -> str:
-    """The sink column type for one Avro field type as Debezium registers it."""
-    t = _named(field_type)
-    if isinstance(t, str):  # a primitive, or a reference to a named type defined earlier
-        return _BY_AVRO.get(t) or _BY_CONNECT_NAME.get(t, "text")
+def pg_type_for(avro_field_type: Any) -> str:
+    """``smallint``, ``numeric(30,10)``, ``timestamptz``, ``text[]``…; ``ValueError`` if none fits.
+
+    Looks through ``["null", T]``. A named reference (an array of an already defined
+    ``io.debezium.data.VariableScaleDecimal``) is resolved by its name, which for Debezium's
+    semantic types is also its ``connect.name``.
+    """
+    t = avro_field_type
+    if isinstance(t, list):
+        types = [x for x in t if x != "null"]
+        if len(types) != 1:
+            msg = f"a union of {types} has no single column type"
+            raise ValueError(msg)
+        return pg_type_for(types[0])
+    if isinstance(t, str):
+        found = _PRIMITIVES.get(t) or _SEMANTIC.get(t)
+        if found is None:
+            msg = f"no PostgreSQL column type for Avro type {t!r}"
+            raise ValueError(msg)
+        return found
     if not isinstance(t, Mapping):
-        return "text"
+        msg = f"not an Avro type: {t!r}"
+        raise ValueError(msg)
     name = t.get("connect.name")
-    if isinstance(name, str) and name in _BY_CONNECT_NAME:
-        return _BY_CONNECT_NAME[name]
-    if t.get("logicalType") == "decimal" or name == "org.apache.kafka.connect.data.Decimal":
-        params = t.get("connect.parameters") or {}
-        scale = int(t.get("scale", params.get("scale", 0)))
-        precision = t.get("precision") or params.get("connect.decimal.precision")
-        return f"numeric({int(precision)},{scale})" if precision else "numeric"
-    base = t.get("type")
-    if base == "array":
-        return pg_type_for(t.get("items")) + "[]"
-    if base in ("int", "long") and t.get("connect.type") == "int16":
-        return "smallint"
-    if isinstance(base, str):
-        return _BY_AVRO.get(base, "text")
-    return "text"
+    if name == _DECIMAL or (name is None and t.get("logicalType") == "decimal"):
+        return _decimal(t)
+    if isinstance(name, str) and name in _SEMANTIC:
+        return _SEMANTIC[name]
+    kind = t.get("type")
+    if kind == "array":
+        element = pg_type_for(t.get("items"))
+        if element.endswith("[]"):
+            msg = "arrays of arrays are not supported (PostgreSQL arrays are not nested)"
+            raise ValueError(msg)
+        return element + "[]"
+    connect_type = t.get("connect.type")
+    if isinstance(connect_type, str) and connect_type in _CONNECT_TYPES:
+        return _CONNECT_TYPES[connect_type]
+    if isinstance(kind, str) and kind in _PRIMITIVES and name is None:
+        return _PRIMITIVES[kind]
+    msg = f"no PostgreSQL column type for Debezium type {name or kind!r}"
+    raise ValueError(msg)

@@ -17,10 +17,12 @@ from functools import cache
 
 from psycopg import sql
 
+from streams.sinks import pgvalues
 from streams.sinks.ddl import DELETED_AT, POSITION, column_type, ident
-from streams.sinks.mapping import Column, ConflictPolicy, DeletePolicy, TableMapping
+from streams.sinks.mapping import Column, ConflictPolicy, DeletePolicy, TableMapping, is_array_type
 
 IDX = "_cf_idx"
+pgvalues.register()  # before any sink connection exists: connections copy the global adapters
 
 
 def guard(m: TableMapping) -> sql.SQL:
@@ -36,13 +38,32 @@ def _keys_match(m: TableMapping, left: str, right: str) -> sql.Composed:
     return sql.SQL(" AND ").join(sql.SQL("{} = {}").format(ident(left, k), ident(right, k)) for k in m.key)
 
 
+def _bound(c: Column) -> sql.Composable:
+    """An array column travels as one array literal per row (``text[]``): ``unnest`` would
+    flatten an array of arrays. The select list casts it back (``_incoming``)."""
+    if is_array_type(c.type):
+        return sql.SQL("%b::text[]")
+    return sql.SQL("%b::{}[]").format(column_type(c))
+
+
 def _incoming(m: TableMapping, cols: list[Column]) -> sql.Composed:
     """``i``: the batch as rows, from one bound array per column, numbered by ``_cf_idx``."""
-    arrays: list[sql.Composable] = [sql.SQL("%b::{}[]").format(column_type(c)) for c in cols]
+    arrays: list[sql.Composable] = [_bound(c) for c in cols]
     arrays += [sql.SQL("%b::bytea[]"), sql.SQL("%b::timestamptz[]")]
     names = [c.name for c in cols] + [POSITION, DELETED_AT, IDX]
-    return sql.SQL("i AS (SELECT * FROM unnest({}) WITH ORDINALITY AS i({}))").format(
-        sql.SQL(", ").join(arrays), _names(names)
+    if not any(is_array_type(c.type) for c in cols):
+        return sql.SQL("i AS (SELECT * FROM unnest({}) WITH ORDINALITY AS i({}))").format(
+            sql.SQL(", ").join(arrays), _names(names)
+        )
+    select = [
+        sql.SQL("u.{n}::{t} AS {n}").format(n=ident(c.name), t=column_type(c))
+        if is_array_type(c.type)
+        else sql.SQL("u.{}").format(ident(c.name))
+        for c in cols
+    ]
+    select += [sql.SQL("u.{}").format(ident(n)) for n in (POSITION, DELETED_AT, IDX)]
+    return sql.SQL("i AS (SELECT {} FROM unnest({}) WITH ORDINALITY AS u({}))").format(
+        sql.SQL(", ").join(select), sql.SQL(", ").join(arrays), _names(names)
     )
 
 

@@ -10,18 +10,21 @@ family        canonical text                                  why
 integer       decimal digits                                  ``bigint`` vs ``BIGINT UNSIGNED``
 numeric(p,s)  fixed ``s`` decimal places (``12.50``)          ``12.5`` = ``12.50``
 numeric       trailing zeros trimmed (``12.5``)               scale is not part of the value
-timestamp     microseconds since the Unix epoch, UTC          zone/format independent instants
-date          ``YYYY-MM-DD``
+timestamp     microseconds since the Unix epoch, UTC          zone/format independent instants;
+              ``infinity``/``-infinity`` as those words      they have no epoch
+date          ``YYYY-MM-DD`` (`` BC`` appended before year 1)  ``infinity`` as the word
 boolean       ``1`` / ``0``                                   MariaDB booleans are TINYINT
 json          PostgreSQL ``jsonb`` text                       key order and spacing normalized
 text          the text itself (UTF-8)                         ``char(n)`` padding is stripped
 bytes         lowercase hex
 uuid          lowercase text
+type[]        ``{…}`` of each element's canonical text        PostgreSQL only (both sides)
 ============  ==============================================  ===================================
 
 JSON on MariaDB is stored verbatim (``JSON`` is ``LONGTEXT``) and MariaDB has no function that
-produces ``jsonb``'s text form, so a MariaDB JSON column compares equal only when the writer
-stored canonical ``jsonb`` text (the demo's load generator does, see ``streams.load.data``).
+produces ``jsonb``'s text form, so a table with a MariaDB source and a JSON column is compared
+in Python instead (``needs_python``): each side's JSON text is parsed and re-serialized by
+``canonical_json`` (sorted keys, no spaces, numbers by value), the rest as in SQL.
 Every template has one ``{col}`` slot for an already-quoted identifier; ``%`` is doubled because
 queries always run with bound parameters.
 """
@@ -29,8 +32,12 @@ queries always run with bound parameters.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 
 class Dialect(enum.StrEnum):
@@ -48,6 +55,7 @@ class Family(enum.StrEnum):
     TEXT = "text"
     BYTES = "bytes"
     UUID = "uuid"
+    ARRAY = "array"
 
 
 _FAMILIES: dict[str, Family] = {
@@ -68,12 +76,20 @@ _TRIM = "CASE WHEN {pos} > 0 THEN {rtrim} ELSE {x} END"
 @dataclass(frozen=True)
 class ColumnKind:
     family: Family
-    scale: int | None = None  # numeric(p,s): render with exactly s places
+    scale: int | None = None  # numeric(p,s): render with exactly s places (also as an element)
+    element: Family | None = None  # ARRAY: the elements' family
 
 
 def kind_of(sink_type: str) -> ColumnKind:
     """Map a sink column type (as written in a ``TableMapping``) to its comparison family."""
-    match = _TYPE.match(sink_type.strip().lower())
+    lowered = sink_type.strip().lower()
+    if lowered.endswith("[]"):
+        element = kind_of(lowered.removesuffix("[]"))
+        if element.family is Family.ARRAY:
+            msg = f"cannot compare columns of type {sink_type!r}: arrays of arrays"
+            raise ValueError(msg)
+        return ColumnKind(Family.ARRAY, element.scale, element.family)
+    match = _TYPE.match(lowered)
     if match is None:
         msg = f"cannot compare columns of type {sink_type!r}"
         raise ValueError(msg)
@@ -107,8 +123,15 @@ def _numeric(dialect: Dialect, scale: int | None) -> str:
 
 _PG: dict[Family, str] = {
     Family.INTEGER: "({col})::bigint::text",
-    Family.TIMESTAMP: "(extract(epoch from {col}) * 1000000)::bigint::text",
-    Family.DATE: "to_char({col}, 'YYYY-MM-DD')",
+    Family.TIMESTAMP: (
+        "CASE WHEN isfinite({col}) THEN (extract(epoch from {col}) * 1000000)::bigint::text"
+        " ELSE ({col})::text END"
+    ),
+    Family.DATE: (
+        "CASE WHEN NOT isfinite({col}) THEN ({col})::text"
+        " WHEN {col} < DATE '0001-01-01' THEN to_char({col}, 'YYYY-MM-DD') || ' BC'"
+        " ELSE to_char({col}, 'YYYY-MM-DD') END"
+    ),
     Family.BOOLEAN: "({col})::int::text",
     Family.JSON: "({col})::jsonb::text",
     Family.TEXT: "({col})::text",
@@ -128,11 +151,71 @@ _MARIADB: dict[Family, str] = {
 }
 
 
+_ARRAY = (
+    "CASE WHEN {col} IS NULL THEN NULL ELSE coalesce((SELECT array_agg(<element> ORDER BY _cf_o)"
+    " FROM unnest({col}) WITH ORDINALITY AS _cf_u(_cf_e, _cf_o))::text, '{{}}') END"
+)
+
+
+def _array(kind: ColumnKind) -> str:
+    """Each element rendered like a scalar of its family, in order; ``{}`` for an empty array."""
+    assert kind.element is not None
+    element = canonical_template(Dialect.POSTGRES, ColumnKind(kind.element, kind.scale)).replace(
+        "{col}", "_cf_e"
+    )
+    return _ARRAY.replace("<element>", element)
+
+
 def canonical_template(dialect: Dialect, kind: ColumnKind) -> str:
     """SQL rendering one column (slot ``{col}``) as canonical text; NULL stays NULL."""
     if kind.family is Family.NUMERIC:
         return _numeric(dialect, kind.scale)
+    if kind.family is Family.ARRAY:
+        if dialect is not Dialect.POSTGRES:
+            msg = "MariaDB has no array columns to compare with a PostgreSQL array"
+            raise ValueError(msg)
+        return _array(kind)
     return (_PG if dialect is Dialect.POSTGRES else _MARIADB)[kind.family]
+
+
+def needs_python(source: Dialect, kinds: tuple[ColumnKind, ...]) -> bool:
+    """MariaDB JSON has no SQL form equal to ``jsonb``'s: such tables are hashed in Python."""
+    return source is Dialect.MARIADB and any(k.family is Family.JSON for k in kinds)
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, dict):
+        items = sorted(value.items())
+        return "{" + ",".join(f"{_json_text(k)}:{_json_text(v)}" for k, v in items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value.normalize())  # 1, 1.0 and 1e0 are one number (as in jsonb)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def canonical_json(text: str | None) -> str | None:
+    """JSON text by meaning: keys sorted, no whitespace, numbers exact and normalized."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    except ValueError:
+        return text  # not JSON: compare as stored
+    return _json_text(value)
+
+
+def row_hash(parts: list[str | None]) -> str:
+    """``row_hash_template`` computed in Python (md5 over per-column md5s, NULL as ``~``)."""
+    inner = "|".join(
+        "~" if p is None else hashlib.md5(p.encode(), usedforsecurity=False).hexdigest() for p in parts
+    )
+    return hashlib.md5(inner.encode(), usedforsecurity=False).hexdigest()
+
+
+def hash_int(h: str) -> int:
+    """``hash_int_template`` in Python: the first 60 bits of a row hash."""
+    return int(h[:15], 16)
 
 
 def row_hash_template(dialect: Dialect, n: int) -> str:

@@ -116,3 +116,21 @@ def row_values(side: Side, key_kinds: tuple[ColumnKind, ...], value_kinds: tuple
         t=_ident(side.dialect, side.schema, side.table),
         where=_where(side, match),
     )
+
+
+def canonical_rows(
+    side: Side, key_kinds: tuple[ColumnKind, ...], value_kinds: tuple[ColumnKind, ...], bounded: bool
+) -> Query:
+    """Params: (low, high) of the leading key when ``bounded``. Rows: key texts, then value texts
+    (for tables hashed in Python, see ``normalize.needs_python``)."""
+    cols = [*zip(side.key, key_kinds, strict=True), *zip(side.values, value_kinds, strict=True)]
+    bounds = (
+        [_fmt(side.dialect, "{} BETWEEN %s AND %s", _ident(side.dialect, side.key[0]))] if bounded else []
+    )
+    return _fmt(
+        side.dialect,
+        "SELECT {cols} FROM {t}{where}",
+        cols=_join(side.dialect, [canonical(side, c, k) for c, k in cols]),
+        t=_ident(side.dialect, side.schema, side.table),
+        where=_where(side, bounds),
+    )
