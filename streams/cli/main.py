@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from streams.cli import connectors, demo, dlq, load, prune, schemas, services, stack, verify, worker
 from streams.cli.context import CliState
+from streams.errors import ConfigError
 
 app = typer.Typer(
     name="changefeed",
@@ -49,4 +52,8 @@ def _root(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigError as exc:  # a setting, the tables file or a connector file says what to fix
+        Console(stderr=True).print(f"[red]configuration error:[/red] {escape(str(exc))}", highlight=False)
+        raise SystemExit(2) from None

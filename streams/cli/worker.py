@@ -25,7 +25,7 @@ def worker(
     ctx: typer.Context,
     loglevel: Annotated[str, typer.Option("--loglevel", help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
 ) -> None:
-    """Consume the change topics into the shipping tables and the domain topics (no flags needed)."""
+    """Consume the project's change topics into its sink tables and domain topics ([project] settings)."""
     from streams.app import build_worker
 
     build_worker(settings_of(ctx), settings_of(ctx).pipeline, loglevel).execute_from_commandline()
