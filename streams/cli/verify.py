@@ -11,6 +11,7 @@ from rich.console import Console
 
 from streams.cli.context import settings_of
 from streams.errors import ConfigError
+from streams.project import load_project
 from streams.settings import Settings
 from streams.sinks.mapping import TableMapping
 from streams.verify import (
@@ -47,13 +48,16 @@ def _mappings(
 
 
 def _change_topics(settings: Settings, mappings: list[TableMapping]) -> list[str]:
+    """The topics the project's workers consume (as the worker derives them) that exist yet."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None)
     try:
-        return topics_for(mappings, consumer.topics())
+        existing = consumer.topics()
     finally:
         consumer.close()
+    wanted = set(settings.pipeline.topics or load_project(settings).subscriptions)
+    return sorted((wanted & existing) | set(topics_for(mappings, existing)))
 
 
 def verify(
