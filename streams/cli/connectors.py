@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,12 +11,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from streams.cli.context import settings_of
 from streams.connect import ConnectClient, apply_definition, load_definitions, template_variables
 from streams.connect.apply import Action, validate_definition, wait_running, wait_state
 from streams.connect.definitions import ConnectorDefinition
+from streams.connect.heal import DEFAULT_INTERVAL_S, Cause, Healer, classify, first_line, heal_forever
 from streams.connect.signals import send_snapshot_signal
 from streams.errors import ChangefeedError, ConnectUnavailableError
 
@@ -95,11 +99,54 @@ def status(ctx: typer.Context) -> None:
     with _connect(ctx) as client:
         for name in client.names():
             st = client.status(name)
-            tasks = "\n".join(f"{t.id}: {_styled(t.state)}" for t in st.tasks) or "-"
+            # A FAILED task shows why (first trace line, and whether `heal` would restart it).
+            tasks = (
+                "\n".join(
+                    f"{t.id}: {_styled(t.state)}" + (_why(t.trace) if t.state == "FAILED" else "")
+                    for t in st.tasks
+                )
+                or "-"
+            )
             table.add_row(
                 name, st.type, _styled(st.state), tasks, st.worker_id, "\n".join(client.topics(name)) or "-"
             )
     out.print(table)
+
+
+@app.command()
+def heal(
+    ctx: typer.Context,
+    names: Names = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep supervising until interrupted.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between looks (--watch).")] = DEFAULT_INTERVAL_S,
+) -> None:
+    """Restart FAILED connectors/tasks whose cause is transient (backoff per task); leave the rest FAILED.
+
+    Without --watch: one pass; exit 1 if a failure was left alone (permanent or unknown cause).
+    """
+    if watch:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                heal_forever(
+                    settings_of(ctx),
+                    interval_s=interval,
+                    names=tuple(names or ()),
+                    on_action=lambda a: out.print(escape(str(a)), highlight=False),
+                )
+            )
+        return
+    with _connect(ctx) as client:
+        actions = Healer(client, names=tuple(names or ())).heal_once()
+    for action in actions:
+        out.print(escape(str(action)), highlight=False)
+    if not actions:
+        out.print("nothing FAILED")
+    if any(a.cause is not Cause.TRANSIENT for a in actions):
+        raise typer.Exit(1)
+
+
+def _why(trace: str) -> str:
+    return f" {escape(first_line(trace))} ({classify(trace).value})"
 
 
 def _styled(state: str) -> str:
