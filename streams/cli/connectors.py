@@ -18,8 +18,10 @@ from streams.cli.context import settings_of
 from streams.connect import ConnectClient, apply_definition, load_definitions, template_variables
 from streams.connect.apply import Action, validate_definition, wait_running, wait_state
 from streams.connect.definitions import ConnectorDefinition
-from streams.connect.heal import DEFAULT_INTERVAL_S, Cause, Healer, classify, first_line, heal_forever
+from streams.connect.heal import DEFAULT_INTERVAL_S, Cause, Healer, classify, heal_forever, summary
 from streams.connect.signals import send_snapshot_signal
+from streams.connect.skip import LEDGER as SKIP_LEDGER
+from streams.connect.skip import skip_postgres_transaction
 from streams.errors import ChangefeedError, ConnectUnavailableError
 
 app = typer.Typer(help="Manage Kafka Connect connectors defined in connectors/*.json.", no_args_is_help=True)
@@ -146,7 +148,7 @@ def heal(
 
 
 def _why(trace: str) -> str:
-    return f" {escape(first_line(trace))} ({classify(trace).value})"
+    return f" {escape(summary(trace))} ({classify(trace).value})"
 
 
 def _styled(state: str) -> str:
@@ -195,6 +197,32 @@ def restart(
     """Restart the connector and its tasks."""
     _simple(
         ctx, name, "restart requested", lambda c: c.restart(name, include_tasks=True, only_failed=failed_only)
+    )
+
+
+@app.command()
+def skip(
+    ctx: typer.Context,
+    name: Name,
+    reason: Annotated[str, typer.Option("--reason", help="Why this loss is accepted (recorded).")],
+    resume_after: Annotated[bool, typer.Option("--resume/--no-resume", help="Resume when moved.")] = True,
+) -> None:
+    """Move a PostgreSQL connector past the ONE transaction it cannot produce, and record the loss.
+
+    For a permanent failure such as RecordTooLargeException when the limits cannot be raised:
+    stops the connector, finds the first unprocessed transaction in its slot, stores an offset
+    just past it, appends what was skipped to <state_dir>/capture-skips.jsonl, resumes.
+    """
+    with _connect(ctx) as client:
+        record = skip_postgres_transaction(settings_of(ctx), client, name, reason, resume=resume_after)
+    out.print(
+        f"[bold]{name}[/bold]: skipped transaction {record.xid} ({record.first_lsn} .. {record.end_lsn}):"
+        f" {record.changes} change(s), {record.data_bytes} bytes, tables {', '.join(record.tables) or '-'}",
+        highlight=False,
+    )
+    out.print(
+        f"recorded in {settings_of(ctx).stack.state_dir.resolve() / SKIP_LEDGER}. Those rows are missing"
+        " downstream until they change again or are re-snapshotted (`changefeed connectors snapshot`)."
     )
 
 

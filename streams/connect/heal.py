@@ -99,6 +99,14 @@ def first_line(trace: str) -> str:
     return next((line.strip() for line in trace.splitlines() if line.strip()), "")
 
 
+def summary(trace: str) -> str:
+    """First line, plus the root ``Caused by:`` when there is one (Connect's first line is often
+    a wrapper like "Unrecoverable exception from producer send callback")."""
+    causes = [line.strip() for line in trace.splitlines() if line.strip().startswith("Caused by:")]
+    head = first_line(trace)
+    return head if not causes else f"{head} | {causes[-1]}"
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Delay before the n-th consecutive restart of one task: initial * 2^n, capped."""
@@ -176,20 +184,20 @@ class Healer:
             yield self._decide(status.name, task.id, task.trace, now)
 
     def _decide(self, name: str, task: int | None, trace: str, now: float) -> HealAction:
-        cause, summary = classify(trace), first_line(trace)[:300]
+        cause, why = classify(trace), summary(trace)[:400]
         if cause is not Cause.TRANSIENT:
             log.error("connector %s%s FAILED, not restarted (%s cause): %s", name,
-                      "" if task is None else f" task {task}", cause.value, summary)  # fmt: skip
-            return HealAction(name, task, cause, summary, restarted=False)
+                      "" if task is None else f" task {task}", cause.value, why)  # fmt: skip
+            return HealAction(name, task, cause, why, restarted=False)
         attempts = self._attempts.setdefault((name, task), _Attempts())
         due = attempts.last_at + self.backoff.delay(attempts.count - 1) if attempts.count else now
         if now < due:
-            return HealAction(name, task, cause, summary, restarted=False, wait_s=due - now)
+            return HealAction(name, task, cause, why, restarted=False, wait_s=due - now)
         attempts.count += 1
         attempts.last_at = now
         log.warning("restarting connector %s%s (transient cause, attempt %d, next no sooner than %.0f s): %s",
                     name, "" if task is None else f" task {task}", attempts.count,
-                    self.backoff.delay(attempts.count - 1), summary)  # fmt: skip
+                    self.backoff.delay(attempts.count - 1), why)  # fmt: skip
         try:
             if task is None:
                 self.client.restart(name, include_tasks=True, only_failed=True)
@@ -197,7 +205,7 @@ class Healer:
                 self.client.restart_task(name, task)
         except ConnectNotFoundError:
             pass  # deleted meanwhile: nothing to heal
-        return HealAction(name, task, cause, summary, restarted=True, attempt=attempts.count)
+        return HealAction(name, task, cause, why, restarted=True, attempt=attempts.count)
 
 
 # How often the supervisor looks: a failed task costs at most this much on top of its backoff.

@@ -23,7 +23,7 @@ import psycopg
 import pymysql
 
 from streams.connect.client import ConnectClient
-from streams.connect.heal import Cause, classify, first_line
+from streams.connect.heal import Cause, classify, first_line, summary
 from streams.connect.models import FAILED, RUNNING, ConnectorStatus
 from streams.errors import ConnectNotFoundError, TransientError
 from streams.settings import DatabaseSettings, Settings
@@ -61,9 +61,9 @@ class ConnectorHealth:
     def of(cls, status: ConnectorStatus) -> ConnectorHealth:
         failures = []
         if status.state == FAILED:
-            failures.append(f"connector: {first_line(status.trace)} ({classify(status.trace).value})")
+            failures.append(f"connector: {summary(status.trace)} ({classify(status.trace).value})")
         failures.extend(
-            f"task {t.id}: {first_line(t.trace)} ({classify(t.trace).value})"
+            f"task {t.id}: {summary(t.trace)} ({classify(t.trace).value})"
             for t in status.tasks
             if t.state == FAILED
         )

@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from streams.cli.main import app
 from streams.connect.client import ConnectClient
-from streams.connect.heal import Backoff, Cause, HealAction, classify, heal_forever
+from streams.connect.heal import Backoff, Cause, HealAction, Healer, classify, heal_forever
+from streams.connect.health import gather
 from streams.settings import Settings
+from streams.stack.smoke import json_consumer
 from tests.integration.connect.connect_it_helpers import high_watermark
 from tests.integration.connect.scratch import private_registry, scratch_postgres_capture
 from tests.polling import poll
@@ -112,3 +116,80 @@ def test_registry_outage_during_schema_change_heals_without_a_manual_command(
             }
         )
         assert restarts, actions
+
+
+def _notes_on(settings: Settings, topic: str) -> list[str]:
+    consumer = json_consumer(settings, topic)
+    try:
+        return [str(((r.value or {}).get("after") or {}).get("note", ""))[:40] for r in consumer]
+    finally:
+        consumer.close()
+
+
+@pytest.mark.scenario("C3")
+def test_oversized_row_is_reported_stalled_and_the_documented_skip_recovers(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario_numbers: dict[str, Any]
+) -> None:
+    """C3: a row larger than Connect may produce (8 MiB) fails the task on every restart. `status`
+    and `lag` must say so (they said "ready" and "0"), the supervisor must leave it alone, and the
+    README's recovery (skip that one transaction on purpose, recorded) must get capture going."""
+    with (
+        scratch_postgres_capture(settings, "it_big") as scratch,
+        ConnectClient(settings.connect.url) as client,
+    ):
+        insert = f'INSERT INTO "{scratch.name}" (note) VALUES (%s)'
+        scratch.execute(insert, ("first",))
+        poll(lambda: high_watermark(settings, scratch.topic) >= 1, 120, "the snapshot event")
+        scratch.execute(insert, ("second",))
+        poll(lambda: high_watermark(settings, scratch.topic) >= 2, 60, "the streamed insert")
+        # ~9.6 MB of random hex: above the producer's 8 MiB max.request.size, and TOAST cannot
+        # compress it away, so the slot really retains it.
+        scratch.execute(
+            f"INSERT INTO \"{scratch.name}\" (note) SELECT string_agg(md5(random()::text), '')"
+            " FROM generate_series(1, 300000)"
+        )
+        scratch.execute(insert, ("after-big",))
+        trace = poll(lambda: _failed_trace(client, scratch.name), 120, "the task to FAIL")
+        assert "RecordTooLargeException" in trace
+
+        health = gather(settings, client)
+        (ours,) = [c for c in health.connectors if c.name == scratch.name]
+        assert ours.failed
+        assert "RecordTooLargeException" in ours.failures[0]
+        assert "(permanent)" in ours.failures[0]
+        (slot,) = [s for s in health.slots if s.slot == scratch.name]
+        assert not slot.active
+        assert slot.retained_bytes > 8 * 1024 * 1024, slot
+        (action,) = Healer(client, names=(scratch.name,)).heal_once()
+        assert not action.restarted
+        assert action.cause is Cause.PERMANENT
+
+        runner = CliRunner()
+        for command in ("lag", "status"):  # both said all is well before (lag 0, every service ready)
+            result = runner.invoke(app, [command])
+            assert result.exit_code == 1, (command, result.output)
+            assert f"connector {scratch.name} FAILED" in result.output, (command, result.output)
+            assert "RecordTooLargeException" in result.output, (command, result.output)
+
+        monkeypatch.setenv("CHANGEFEED_STACK__STATE_DIR", str(tmp_path))  # the skip ledger's home
+        result = runner.invoke(app, ["connectors", "skip", scratch.name, "--reason", "C3 test: 9.6 MB note"])
+        assert result.exit_code == 0, result.output
+        (record,) = [json.loads(line) for line in (tmp_path / "capture-skips.jsonl").read_text().splitlines()]
+        assert record["connector"] == scratch.name
+        assert record["tables"] == [f"public.{scratch.name}"]
+        assert record["changes"] == 1
+        assert record["data_bytes"] > 8 * 1024 * 1024
+        assert record["reason"] == "C3 test: 9.6 MB note"
+
+        poll(lambda: client.status(scratch.name).running, 60, "the task to run again")
+        scratch.execute(insert, ("after-skip",))
+        poll(lambda: high_watermark(settings, scratch.topic) >= 4, 60, "the changes after the skipped one")
+        assert _notes_on(settings, scratch.topic) == ["first", "second", "after-big", "after-skip"]
+        scenario_numbers.update(
+            {
+                "row_bytes": record["data_bytes"],
+                "slot_retained_while_failed": slot.retained_bytes,
+                "failure": ours.failures[0][:160],
+                "skipped": f"xid {record['xid']} {record['first_lsn']}..{record['end_lsn']}",
+            }
+        )
