@@ -1,4 +1,4 @@
-"""C1: SIGKILL MariaDB under a binlog connector configured like connectors/orders.json.
+"""CH1: SIGKILL MariaDB under a binlog connector configured like connectors/orders.json.
 
 Oracle: a row inserted once MariaDB is back reaches the change topic within 10 s of MariaDB
 accepting logins again (the binlog client's keep-alive used to look only once a minute: ~65 s),
@@ -80,7 +80,7 @@ def _ids_on(consumer: Any, want: int, timeout_s: float) -> float:
     return float("inf")
 
 
-@pytest.mark.scenario("C1")
+@pytest.mark.scenario("CH1")
 def test_mariadb_sigkill_capture_resumes_within_seconds(
     fault_stack: StackContext, scenario_numbers: dict[str, Any]
 ) -> None:

@@ -1,7 +1,7 @@
 """Capture faults the supervisor and the health views must handle, on the real stack, each with a
 scratch connector of its own (never the shared `customers`/`orders`).
 
-C2: the registry dies during a schema change. The task FAILs (`Failed to serialize Avro data …
+CH2: the registry dies during a schema change. The task FAILs (`Failed to serialize Avro data …
 Connection refused`) and Connect never restarts it; the supervisor loop does, once the registry is
 back, with no manual command.
 """
@@ -51,7 +51,7 @@ def _failed_trace(client: ConnectClient, name: str) -> str:
     return failed[0].trace if failed else ""
 
 
-@pytest.mark.scenario("C2")
+@pytest.mark.scenario("CH2")
 def test_registry_outage_during_schema_change_heals_without_a_manual_command(
     settings: Settings, scenario_numbers: dict[str, Any]
 ) -> None:
@@ -126,11 +126,11 @@ def _notes_on(settings: Settings, topic: str) -> list[str]:
         consumer.close()
 
 
-@pytest.mark.scenario("C3")
+@pytest.mark.scenario("CH3")
 def test_oversized_row_is_reported_stalled_and_the_documented_skip_recovers(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario_numbers: dict[str, Any]
 ) -> None:
-    """C3: a row larger than Connect may produce (8 MiB) fails the task on every restart. `status`
+    """CH3: a row larger than Connect may produce (8 MiB) fails the task on every restart. `status`
     and `lag` must say so (they said "ready" and "0"), the supervisor must leave it alone, and the
     README's recovery (skip that one transaction on purpose, recorded) must get capture going."""
     with (
@@ -172,14 +172,14 @@ def test_oversized_row_is_reported_stalled_and_the_documented_skip_recovers(
             assert "RecordTooLargeException" in result.output, (command, result.output)
 
         monkeypatch.setenv("CHANGEFEED_STACK__STATE_DIR", str(tmp_path))  # the skip ledger's home
-        result = runner.invoke(app, ["connectors", "skip", scratch.name, "--reason", "C3 test: 9.6 MB note"])
+        result = runner.invoke(app, ["connectors", "skip", scratch.name, "--reason", "CH3 test: 9.6 MB note"])
         assert result.exit_code == 0, result.output
         (record,) = [json.loads(line) for line in (tmp_path / "capture-skips.jsonl").read_text().splitlines()]
         assert record["connector"] == scratch.name
         assert record["tables"] == [f"public.{scratch.name}"]
         assert record["changes"] == 1
         assert record["data_bytes"] > 8 * 1024 * 1024
-        assert record["reason"] == "C3 test: 9.6 MB note"
+        assert record["reason"] == "CH3 test: 9.6 MB note"
 
         poll(lambda: client.status(scratch.name).running, 60, "the task to run again")
         scratch.execute(insert, ("after-skip",))
