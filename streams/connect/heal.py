@@ -193,6 +193,8 @@ class Healer:
         due = attempts.last_at + self.backoff.delay(attempts.count - 1) if attempts.count else now
         if now < due:
             return HealAction(name, task, cause, why, restarted=False, wait_s=due - now)
+        if not self._still_failed(name, task):
+            return HealAction(name, task, cause, why, restarted=False)  # another supervisor was first
         attempts.count += 1
         attempts.last_at = now
         log.warning("restarting connector %s%s (transient cause, attempt %d, next no sooner than %.0f s): %s",
@@ -206,6 +208,17 @@ class Healer:
         except ConnectNotFoundError:
             pass  # deleted meanwhile: nothing to heal
         return HealAction(name, task, cause, why, restarted=True, attempt=attempts.count)
+
+    def _still_failed(self, name: str, task: int | None) -> bool:
+        """Re-read just before restarting: with a supervisor in each worker, a restart by one must
+        not be repeated by the other (restarting a RUNNING task would interrupt it)."""
+        try:
+            status = self.client.status(name)
+        except ConnectNotFoundError:
+            return False
+        if task is None:
+            return status.state == FAILED
+        return any(t.id == task and t.state == FAILED for t in status.tasks)
 
 
 # How often the supervisor looks: a failed task costs at most this much on top of its backoff.

@@ -160,3 +160,12 @@ def test_running_connectors_are_left_alone() -> None:
     fake = FakeConnect({"ok": _status("ok", "RUNNING")})
     assert Healer(fake).heal_once() == []  # type: ignore[arg-type]
     assert fake.restarts == []
+
+
+def test_a_task_another_supervisor_already_restarted_is_not_restarted_again() -> None:
+    fake = FakeConnect({"c": _status("c", "FAILED", REGISTRY_DOWN)})
+    answers = iter([_status("c", "FAILED", REGISTRY_DOWN), _status("c", "RUNNING")])
+    fake.status = lambda name: next(answers)  # type: ignore[method-assign]
+    (action,) = Healer(fake).heal_once()  # type: ignore[arg-type]
+    assert not action.restarted
+    assert fake.restarts == []
