@@ -257,14 +257,23 @@ async def heal_forever(
 class HealService(Service):
     """The supervisor as a ``mode`` service, to run beside the pipeline in the worker."""
 
-    def __init__(self, settings: Settings, *, interval_s: float = DEFAULT_INTERVAL_S, **kw: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        names: tuple[str, ...] = (),
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
-        self.settings, self.interval_s = settings, interval_s
+        # names: the connectors this pipeline depends on (e.g. the stems of connectors/*.json);
+        # empty supervises every connector on the Connect cluster.
+        self.settings, self.interval_s, self.names = settings, interval_s, names
         self._stop = asyncio.Event()
 
     @Service.task
     async def _heal(self) -> None:
-        await heal_forever(self.settings, interval_s=self.interval_s, stop=self._stop)
+        await heal_forever(self.settings, interval_s=self.interval_s, names=self.names, stop=self._stop)
 
     async def on_stop(self) -> None:
         self._stop.set()
