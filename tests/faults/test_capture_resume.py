@@ -1,7 +1,8 @@
 """CH1: SIGKILL MariaDB under a binlog connector configured like connectors/orders.json.
 
-Oracle: a row inserted once MariaDB is back reaches the change topic within 10 s of MariaDB
-accepting logins again (the binlog client's keep-alive used to look only once a minute: ~65 s),
+Oracle (the binlog rotated just before the kill): a row inserted once MariaDB is back reaches
+the change topic within 10 s of MariaDB accepting logins again (the binlog client's keep-alive
+used to look only once a minute: ~65 s),
 and while MariaDB is down the capture-health view reports the source unreachable (Connect keeps
 saying RUNNING throughout).
 """
@@ -97,6 +98,11 @@ def test_mariadb_sigkill_capture_resumes_within_seconds(
             _execute(settings, f"INSERT INTO {table} (note) VALUES ('before')")
             consumer = json_consumer(settings, topic)
             assert _ids_on(consumer, 1, 180) < float("inf"), "the snapshot never arrived"
+            # Rotate the binlog and write into the new file just before the kill (the restart
+            # rotates again): the connector must resume across files, from its stored position.
+            _execute(settings, "FLUSH BINARY LOGS")
+            _execute(settings, f"INSERT INTO {table} (note) VALUES ('rotated')")  # row 2
+            assert _ids_on(consumer, 2, 60) < float("inf"), "the row after the rotation never arrived"
 
             _kill(fault_stack, "mariadb")
             down = gather(settings, connect)
@@ -105,8 +111,8 @@ def test_mariadb_sigkill_capture_resumes_within_seconds(
             supervisor.up(settings, lambda _line: None)  # the stack restarts what died
             poll(lambda: _accepts_logins(settings), 60, "MariaDB to accept logins")
             ready = time.monotonic()
-            _execute(settings, f"INSERT INTO {table} (note) VALUES ('after')")
-            seen_after = _ids_on(consumer, 2, 120)
+            _execute(settings, f"INSERT INTO {table} (note) VALUES ('after')")  # row 3
+            seen_after = _ids_on(consumer, 3, 120)
             resumed_s = time.monotonic() - ready if seen_after < float("inf") else float("inf")
             consumer.close()
             scenario_numbers.update({
