@@ -34,8 +34,9 @@ def is_rebalancing(response: httpx.Response) -> bool:
     """Connect's answers that mean "ask again once the group has settled"."""
     if response.status_code == httpx.codes.CONFLICT:
         return True
-    return response.status_code == httpx.codes.INTERNAL_SERVER_ERROR and _REBALANCE_EXPECTED in error_message(
-        response
+    return (
+        response.status_code == httpx.codes.INTERNAL_SERVER_ERROR
+        and _REBALANCE_EXPECTED in error_message(response)
     )
 
 
