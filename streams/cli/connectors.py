@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from streams.cli.context import settings_of
@@ -16,7 +19,10 @@ from streams.connect import ConnectClient, apply_definition, load_definitions, t
 from streams.connect.apply import Action, ApplyResult, validate_definition, wait_running, wait_state
 from streams.connect.backfill import added_tables
 from streams.connect.definitions import ConnectorDefinition
+from streams.connect.heal import DEFAULT_INTERVAL_S, Cause, Healer, classify, heal_forever, summary
 from streams.connect.signals import send_snapshot_signal
+from streams.connect.skip import LEDGER as SKIP_LEDGER
+from streams.connect.skip import skip_postgres_transaction
 from streams.errors import ChangefeedError, ConnectUnavailableError
 
 app = typer.Typer(help="Manage Kafka Connect connectors defined in connectors/*.json.", no_args_is_help=True)
@@ -124,11 +130,54 @@ def status(ctx: typer.Context) -> None:
     with _connect(ctx) as client:
         for name in client.names():
             st = client.status(name)
-            tasks = "\n".join(f"{t.id}: {_styled(t.state)}" for t in st.tasks) or "-"
+            # A FAILED task shows why (first trace line, and whether `heal` would restart it).
+            tasks = (
+                "\n".join(
+                    f"{t.id}: {_styled(t.state)}" + (_why(t.trace) if t.state == "FAILED" else "")
+                    for t in st.tasks
+                )
+                or "-"
+            )
             table.add_row(
                 name, st.type, _styled(st.state), tasks, st.worker_id, "\n".join(client.topics(name)) or "-"
             )
     out.print(table)
+
+
+@app.command()
+def heal(
+    ctx: typer.Context,
+    names: Names = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep supervising until interrupted.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between looks (--watch).")] = DEFAULT_INTERVAL_S,
+) -> None:
+    """Restart FAILED connectors/tasks whose cause is transient (backoff per task); leave the rest FAILED.
+
+    Without --watch: one pass; exit 1 if a failure was left alone (permanent or unknown cause).
+    """
+    if watch:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                heal_forever(
+                    settings_of(ctx),
+                    interval_s=interval,
+                    names=tuple(names or ()),
+                    on_action=lambda a: out.print(escape(str(a)), highlight=False),
+                )
+            )
+        return
+    with _connect(ctx) as client:
+        actions = Healer(client, names=tuple(names or ())).heal_once()
+    for action in actions:
+        out.print(escape(str(action)), highlight=False)
+    if not actions:
+        out.print("nothing FAILED")
+    if any(a.cause is not Cause.TRANSIENT for a in actions):
+        raise typer.Exit(1)
+
+
+def _why(trace: str) -> str:
+    return f" {escape(summary(trace))} ({classify(trace).value})"
 
 
 def _styled(state: str) -> str:
@@ -177,6 +226,32 @@ def restart(
     """Restart the connector and its tasks."""
     _simple(
         ctx, name, "restart requested", lambda c: c.restart(name, include_tasks=True, only_failed=failed_only)
+    )
+
+
+@app.command()
+def skip(
+    ctx: typer.Context,
+    name: Name,
+    reason: Annotated[str, typer.Option("--reason", help="Why this loss is accepted (recorded).")],
+    resume_after: Annotated[bool, typer.Option("--resume/--no-resume", help="Resume when moved.")] = True,
+) -> None:
+    """Move a PostgreSQL connector past the ONE transaction it cannot produce, and record the loss.
+
+    For a permanent failure such as RecordTooLargeException when the limits cannot be raised:
+    stops the connector, finds the first unprocessed transaction in its slot, stores an offset
+    just past it, appends what was skipped to <state_dir>/capture-skips.jsonl, resumes.
+    """
+    with _connect(ctx) as client:
+        record = skip_postgres_transaction(settings_of(ctx), client, name, reason, resume=resume_after)
+    out.print(
+        f"[bold]{name}[/bold]: skipped transaction {record.xid} ({record.first_lsn} .. {record.end_lsn}):"
+        f" {record.changes} change(s), {record.data_bytes} bytes, tables {', '.join(record.tables) or '-'}",
+        highlight=False,
+    )
+    out.print(
+        f"recorded in {settings_of(ctx).stack.state_dir.resolve() / SKIP_LEDGER}. Those rows are missing"
+        " downstream until they change again or are re-snapshotted (`changefeed connectors snapshot`)."
     )
 
 

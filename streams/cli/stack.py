@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from streams.cli.capture import print_capture
 from streams.cli.context import settings_of
 from streams.errors import StackError
 from streams.stack import process, supervisor
@@ -67,11 +68,20 @@ def down(
     _say("stack stopped")
 
 
-def status(ctx: typer.Context) -> None:
-    """One table: service, pid, port, state, uptime, resident memory."""
-    rows = supervisor.status(settings_of(ctx))
+def status(
+    ctx: typer.Context,
+    capture: Annotated[
+        bool, typer.Option("--capture/--no-capture", help="Also check connectors, sources, slots and binlog.")
+    ] = True,
+) -> None:
+    """Services (pid, port, state, uptime, memory), then capture health; exit 1 if down or stalled."""
+    settings = settings_of(ctx)
+    rows = supervisor.status(settings)
     print_status(rows)
-    if any(row.state != "ready" for row in rows):
+    # A process can be "ready" while capture is stalled (a FAILED task, a source Connect cannot
+    # reach): the capture block looks at that, from the same settings.
+    healthy = print_capture(console, settings) if capture else True
+    if any(row.state != "ready" for row in rows) or not healthy:
         raise typer.Exit(1)
 
 

@@ -9,6 +9,7 @@ import typer
 from kafka.errors import KafkaError
 from rich.console import Console
 
+from streams.cli.capture import print_capture
 from streams.cli.context import settings_of
 from streams.errors import ConfigError
 from streams.project import load_project
@@ -16,6 +17,7 @@ from streams.settings import Settings
 from streams.sinks.mapping import TableMapping
 from streams.verify import (
     VerifyOptions,
+    connections,
     measure_lag,
     open_databases,
     resolve_project,
@@ -101,9 +103,13 @@ def verify(
 def lag(ctx: typer.Context, sink_schema: SinkSchema = "public") -> None:
     """Per topic partition: newest offset seen vs applied, and the age of the oldest unapplied change."""
     settings = settings_of(ctx)
-    with open_databases(settings) as dbs:
-        mappings, _ = _mappings(sink_schema, settings, dbs.sink)
+    # Only the sink: lag must still answer (and report below) while a source is down.
+    with connections.postgres(settings.sink_postgres) as sink:
+        mappings, _ = _mappings(sink_schema, settings, sink)
         topics = _change_topics(settings, mappings)
-        rows = measure_lag(settings.kafka.bootstrap_servers, dbs.sink, topics, sink_schema)
-        positions = applied_positions(dbs.sink, mappings)
+        rows = measure_lag(settings.kafka.bootstrap_servers, sink, topics, sink_schema)
+        positions = applied_positions(sink, mappings)
     out.print(lag_table(rows, positions))
+    # Kafka vs sink reads 0 when capture itself is stalled (nothing new reaches Kafka): say so.
+    if not print_capture(out, settings):
+        raise typer.Exit(1)
