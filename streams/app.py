@@ -21,6 +21,7 @@ from mode import Service, Worker
 from psycopg.conninfo import make_conninfo
 
 from streams.codecs import AvroDecoder
+from streams.connect.heal import HealService
 from streams.errors import ChangefeedError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
 from streams.pipeline.publisher import Encoders
@@ -151,4 +152,9 @@ class PipelineService(Service):
 
 
 def build_worker(settings: Settings, pipeline: PipelineSettings, loglevel: str = "INFO") -> Worker:
-    return Worker(PipelineService(settings, pipeline), loglevel=loglevel, daemon=True)
+    service = PipelineService(settings, pipeline)
+    services: list[Service] = [service]
+    if settings.worker.heal_connectors and service.project.connectors:
+        # Restarts the project's failed connector tasks whose cause is transient (streams.connect.heal).
+        services.append(HealService(settings, names=service.project.connectors))
+    return Worker(*services, loglevel=loglevel, daemon=True)

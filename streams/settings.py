@@ -117,6 +117,9 @@ class WorkerSettings(_Section):
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 3.0
     web_port: int = 6066
+    # Restart this project's failed connector tasks whose cause is transient (registry or
+    # database briefly unreachable); permanent causes stay FAILED and loud.
+    heal_connectors: bool = True
     # Prometheus scrape endpoint on 127.0.0.1 (0 turns it off). A second worker on the same host
     # finds it taken and runs without one (logged); give each its own port to scrape all.
     metrics_port: int = 9108

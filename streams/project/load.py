@@ -51,6 +51,7 @@ class Project:
     tables: ProjectTables
     registry: HandlerRegistry
     topics: dict[str, str]  # source table → change topic
+    connectors: tuple[str, ...] = ()  # the project's connector definitions (the worker heals them)
 
     @property
     def subscriptions(self) -> list[str]:
@@ -73,7 +74,8 @@ def load_project(settings: Settings, *, sink_schema: str | None = None) -> Proje
         set(registry.tables) - {t.source for t in file.tables}
     )
     explicit = {t.source: t.topic for t in file.tables if t.topic}
-    definitions = load_definitions(p.connectors_dir, template_variables(settings)) if wanted else []
+    found = p.connectors_dir.is_dir()
+    definitions = load_definitions(p.connectors_dir, template_variables(settings)) if found else []
     topics = {**topics_of(sorted(wanted), definitions), **explicit}
     tables.static_mappings()  # fail at load, not at the first event, on a bad static table
-    return Project(path, file, tables, registry, topics)
+    return Project(path, file, tables, registry, topics, tuple(d.name for d in definitions))
