@@ -31,7 +31,12 @@ def read_properties(path: Path) -> dict[str, str]:
     return out
 
 
-def ensure_secrets(path: Path, keys: Iterable[str] = PASSWORD_KEYS) -> dict[str, str]:
+CONNECT_HEADER = "Written by `changefeed services migrate`; read by Kafka Connect's file provider."
+
+
+def ensure_secrets(
+    path: Path, keys: Iterable[str] = PASSWORD_KEYS, header: str = CONNECT_HEADER
+) -> dict[str, str]:
     """Return the secrets, first adding a random password (URL-safe, no escaping) for any missing key."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     existing = read_properties(path) if path.exists() else {}
@@ -41,7 +46,7 @@ def ensure_secrets(path: Path, keys: Iterable[str] = PASSWORD_KEYS) -> dict[str,
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("# Written by `changefeed services migrate`; read by Kafka Connect's file provider.\n")
+            fh.write(f"# {header}\n")
             fh.writelines(f"{k}={v}\n" for k, v in sorted(merged.items()))
         tmp.replace(path)
         existing = merged
