@@ -5,7 +5,9 @@ schema (they create and additively evolve their tables there, so they own what t
 their control tables, which live in that schema. Nothing else: no attribute (NOSUPERUSER
 NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS), no other schema's tables, no CREATE in
 ``public`` unless ``public`` is the sink schema, no CREATE on the database (so no new schemas:
-an administrator grants each schema, ``changefeed sink grant --schema``).
+an administrator grants each schema, ``changefeed sink grant --schema``). PUBLIC's other
+defaults (CONNECT and TEMPORARY on the database, USAGE on ``public``) are left as they are:
+other logins of the user's database may rely on them, and they expose no table.
 
 Tables the admin login created earlier (a deployment from before this role, or setup done as
 admin) are handed to the role (``ALTER ... OWNER TO``) by name, only those the worker's
