@@ -25,6 +25,7 @@ from bench.live import WorkerProc, row_writes, stored
 from bench.replay import clock, drop_schema, first_batch
 from streams.settings import Settings
 from streams.sinks import conninfo_from
+from streams.sinks.roles import grant_sink_role
 
 RUN_TIMEOUT_S = 300.0  # then a run is measured on what it applied so far (events < the replay's)
 # The JDBC sink's best configuration for PostgreSQL (Debezium 3.6.0.Final): upserts by record key,
@@ -153,6 +154,7 @@ def run_changefeed(
     drop_schema(dsn, schema)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
+    grant_sink_role(settings, schema)  # the worker writes with its own login (changefeed sink grant)
     extra = {
         "CHANGEFEED_WORKER__APP_ID": group,
         "CHANGEFEED_PIPELINE__SINK_SCHEMA": schema,

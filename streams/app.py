@@ -29,9 +29,10 @@ from streams.pipeline.topics import ensure_topics
 from streams.project import Project, load_project
 from streams.registry.client import RegistryClient
 from streams.settings import Settings
-from streams.sinks import AsyncPostgresSink, conninfo_from
+from streams.sinks import AsyncPostgresSink
 from streams.sinks.mapping import with_extra_columns
 from streams.sinks.previous import PreviousRows
+from streams.sinks.roles import worker_login_conninfo
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
 
 def worker_conninfo(settings: Settings, app_id: str) -> str:
     """The sink connection string of this worker process (named, with the idle bound)."""
-    base = conninfo_from(settings.sink_postgres, application_name=sink_application_name(app_id))
+    # The workers' least-privilege login (streams/sinks/roles.py), never the admin login.
+    base = worker_login_conninfo(settings, application_name=sink_application_name(app_id))
     idle = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
     return make_conninfo(base, options=idle)
 

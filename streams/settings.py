@@ -107,6 +107,14 @@ class SinkPostgresSettings(DatabaseSettings):
 
     port: int = 15433
     database: str = "shipping"
+    # The workers' own login, apart from the admin login above (which verify, prune, `conflicts`
+    # and `sink grant` use): no superuser, only USAGE+CREATE on the sink schema and the tables
+    # it creates there. Created and granted by `changefeed sink grant` (`services migrate` runs
+    # it for the local stack). Unset password: the local stack's generated one, kept in
+    # <state_dir>/secrets/sink-secrets.properties; set CHANGEFEED_SINK_POSTGRES__WORKER_PASSWORD
+    # for anything real.
+    worker_user: str = "changefeed_sink"
+    worker_password: SecretStr | None = None
 
 
 class WorkerSettings(_Section):

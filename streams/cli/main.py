@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from streams.cli import connectors, demo, dlq, load, prune, schemas, services, stack, verify, worker
+from streams.cli import connectors, demo, dlq, load, prune, schemas, services, sink, stack, verify, worker
 from streams.cli.context import CliState
 from streams.errors import ConfigError
 
@@ -24,6 +24,7 @@ stack.register(app)
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(services.app, name="services")
+app.add_typer(sink.app, name="sink")
 worker.register(app)
 prune.register(app)
 app.add_typer(dlq.app, name="dlq")

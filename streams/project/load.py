@@ -20,7 +20,7 @@ from streams.project.resolve import ProjectTables
 from streams.project.tables import ProjectFile, load_tables
 from streams.project.topics import topics_of
 from streams.settings import Settings
-from streams.sinks.mapping import TableMapping
+from streams.sinks.mapping import TOMBSTONE_SUFFIX, DeletePolicy, TableMapping
 
 
 def load_transforms(modules: tuple[str, ...], search_path: Path) -> HandlerRegistry:
@@ -61,6 +61,17 @@ class Project:
 
     def static_mappings(self) -> list[TableMapping]:
         return self.tables.static_mappings()
+
+    def sink_tables(self, schema: str) -> list[str]:
+        """Every table the workers create in ``schema`` for this project's declared tables (each
+        mapped table, and its tombstone table under hard deletes), mirrored ones included."""
+        out: list[str] = []
+        for spec in self.file.tables:
+            if self.tables.schema_of(spec) == schema:
+                out.append(spec.sink)
+                if spec.delete is DeletePolicy.HARD:
+                    out.append(spec.sink + TOMBSTONE_SUFFIX)
+        return out
 
 
 def load_project(settings: Settings, *, sink_schema: str | None = None) -> Project:

@@ -1,5 +1,9 @@
 """Apply the demo services' migrations idempotently and create their least-privilege CDC logins.
 
+It also creates the workers' least-privilege sink login and grants it the sink schema
+(``grant_sink``, the same as ``changefeed sink grant``), so the local stack's workers never
+write as the admin login.
+
 Each database records applied files in its own ``schema_migrations`` table; a file runs once, in
 name order. The Debezium logins are (re)created from the secrets file on every run, before the
 files that grant to them, so a regenerated secrets file is picked up by simply rerunning.
@@ -16,8 +20,10 @@ import pymysql
 from psycopg import sql
 
 from streams.connect.definitions import secrets_file
-from streams.services.secrets import ensure_secrets, mysql_native_hash, scram_sha256
+from streams.project import load_project
+from streams.secrets import ensure_secrets, mysql_native_hash, scram_sha256
 from streams.settings import Settings, SourceMariaDBSettings, SourcePostgresSettings
+from streams.sinks.roles import CONTROL_TABLES, grant_sink_role
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +128,27 @@ def migrate_mariadb(db: SourceMariaDBSettings, user_password: str) -> MigrationR
     return MigrationReport(f"mariadb {db.host}:{db.port}/{db.database}", tuple(applied), tuple(skipped))
 
 
+def grant_sink(settings: Settings, schema: str | None = None) -> MigrationReport:
+    """The workers' sink login with USAGE+CREATE on ``schema`` (default: the pipeline's sink schema).
+
+    The project's declared tables and the control tables that already exist there under another
+    owner (a sink set up before this login existed) are handed to it.
+    """
+    schema = schema or settings.pipeline.sink_schema
+    tables = [*load_project(settings, sink_schema=schema).sink_tables(schema), *CONTROL_TABLES]
+    report = grant_sink_role(settings, schema, tables)
+    db = settings.sink_postgres
+    verb = "created" if report.created_role else "refreshed"
+    done = [f"{verb} login {report.role}", f"granted schema {schema}"]
+    done += [f"owner of {schema}.{name}" for name in report.adopted]
+    return MigrationReport(f"postgresql {db.host}:{db.port}/{db.database} (sink)", tuple(done), ())
+
+
 def migrate_all(settings: Settings) -> list[MigrationReport]:
-    """Ensure the secrets file, then migrate both source databases."""
+    """Ensure the secrets file, migrate both source databases, then grant the workers' sink login."""
     secrets = ensure_secrets(secrets_file(settings))
     return [
         migrate_postgres(settings.source_postgres, secrets["customers.password"]),
         migrate_mariadb(settings.source_mariadb, secrets["orders.password"]),
+        grant_sink(settings),
     ]

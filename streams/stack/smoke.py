@@ -24,9 +24,10 @@ from psycopg import sql
 
 from streams.connect.client import ConnectClient
 from streams.errors import ConnectNotFoundError, ConnectRequestError, ConnectUnavailableError, StackError
+from streams.secrets import placeholder
 from streams.settings import Settings
 from streams.stack.paths import StackPaths
-from streams.stack.secrets import placeholder, write_stack_secrets
+from streams.stack.secrets import write_stack_secrets
 
 Source = Literal["postgres", "mariadb"]
 SNAPSHOT_TIMEOUT_S = 120.0

@@ -49,6 +49,7 @@ from streams.load import LoadPlan, LoadReport, Mix, run_load
 from streams.settings import Settings
 from streams.sinks import AUDIT_TABLE, OFFSETS_TABLE, conninfo_from
 from streams.sinks.mapping import DeletePolicy
+from streams.sinks.roles import worker_login_conninfo
 from streams.stack import process, supervisor
 from streams.stack.paths import repo_root
 from streams.stack.services import StackContext
@@ -417,7 +418,8 @@ class FaultPipeline:
         """Sink tables, control tables and audit triggers, before any worker starts."""
 
         async def setup() -> None:
-            s = shipping_sink(conninfo_from(self.settings.sink_postgres), self.group)
+            # As the workers' own login (granted by `services migrate`): it must own the tables.
+            s = shipping_sink(worker_login_conninfo(self.settings), self.group)
             try:
                 await s.ensure_schema(audit=True)
             finally:

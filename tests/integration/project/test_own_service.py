@@ -308,6 +308,8 @@ def test_a_new_service_syncs_from_its_own_files_with_no_python(
     sink_schema = names.sink_schema
     with psycopg.connect(conninfo_from(settings.sink_postgres), autocommit=True) as sink:
         sink.execute(f'CREATE SCHEMA "{sink_schema}"')
+    granted = _run(env, "sink", "grant", "--schema", sink_schema)  # the workers' own login
+    assert granted.returncode == 0, granted.stdout + granted.stderr
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen([CF, "worker"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

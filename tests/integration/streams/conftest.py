@@ -13,6 +13,7 @@ from kafka.admin import NewTopic
 
 from streams.settings import Settings
 from streams.sinks import conninfo_from
+from streams.sinks.roles import grant_sink_role
 from tests.integration.streams.helpers import Crafter, Worker
 
 
@@ -23,9 +24,11 @@ def sink(settings: Settings) -> Iterator[psycopg.Connection[tuple[object, ...]]]
 
 
 @pytest.fixture
-def schema(sink: psycopg.Connection[tuple[object, ...]]) -> Iterator[str]:
+def schema(settings: Settings, sink: psycopg.Connection[tuple[object, ...]]) -> Iterator[str]:
+    """A fresh sink schema granted to the workers' own login, as `changefeed sink grant` does."""
     name = f"it_streams_{uuid.uuid4().hex[:10]}"
     sink.execute(f'CREATE SCHEMA "{name}"')
+    grant_sink_role(settings, name)
     yield name
     sink.execute(f'DROP SCHEMA "{name}" CASCADE')
 

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at     TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
 ) ENGINE=InnoDB;
 
--- Internal data that is neither captured nor readable by the Debezium login.
+-- Internal data: not captured, and the Debezium login may not SELECT it; its changes are in
+-- the binlog it reads all the same (see 0002's comment).
 CREATE TABLE IF NOT EXISTS payment_attempts (
     id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     order_id    BIGINT UNSIGNED NOT NULL,

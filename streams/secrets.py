@@ -1,8 +1,10 @@
-"""The local stack's Connect secrets file and the password hashes derived from it.
+"""Secrets files and password verifiers: the one module that reads and writes them.
 
-Kafka Connect reads ``connect-secrets.properties`` through its ``file`` config provider, so the
-database passwords live in exactly one place (mode 0600) and connector configs only name them.
-Databases receive pre-hashed verifiers, so the plaintext never reaches a server statement log.
+Kafka Connect reads ``connect-secrets.properties`` through its ``file`` config provider (entries
+referenced as ``${file:<path>:<key>}``), so the database passwords live in exactly one place
+(mode 0600) and connector configs only name them; the workers' sink password lives in its own
+file the same way. Databases receive pre-hashed verifiers, so the plaintext never reaches a
+server statement log.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ def read_properties(path: Path) -> dict[str, str]:
     return out
 
 
-def ensure_secrets(path: Path, keys: Iterable[str] = PASSWORD_KEYS) -> dict[str, str]:
+CONNECT_HEADER = "Written by `changefeed services migrate`; read by Kafka Connect's file provider."
+
+
+def ensure_secrets(
+    path: Path, keys: Iterable[str] = PASSWORD_KEYS, header: str = CONNECT_HEADER
+) -> dict[str, str]:
     """Return the secrets, first adding a random password (URL-safe, no escaping) for any missing key."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     existing = read_properties(path) if path.exists() else {}
@@ -41,7 +48,7 @@ def ensure_secrets(path: Path, keys: Iterable[str] = PASSWORD_KEYS) -> dict[str,
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("# Written by `changefeed services migrate`; read by Kafka Connect's file provider.\n")
+            fh.write(f"# {header}\n")
             fh.writelines(f"{k}={v}\n" for k, v in sorted(merged.items()))
         tmp.replace(path)
         existing = merged
@@ -67,3 +74,18 @@ def mysql_native_hash(password: str) -> str:
     """MariaDB's mysql_native_password hash, for ``IDENTIFIED BY PASSWORD '*...'``."""
     inner = hashlib.sha1(password.encode()).digest()  # noqa: S324 - the protocol's own hash
     return "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
+
+
+def write_properties(path: Path, values: dict[str, str]) -> Path:
+    """A properties file only this user can read (its folder too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.writelines(f"{key}={value}\n" for key, value in values.items())
+    return path
+
+
+def placeholder(path: Path, key: str) -> str:
+    """Connect's reference to one entry of a secrets file."""
+    return f"${{file:{path}:{key}}}"
