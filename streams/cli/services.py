@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 
 from streams.cli.context import settings_of
-from streams.services.migrate import migrate_all
+from streams.demo.services.migrate import migrate_all
 
 app = typer.Typer(
     help="Demo source services (customers on PostgreSQL, orders on MariaDB).", no_args_is_help=True

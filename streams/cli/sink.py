@@ -9,7 +9,7 @@ from rich.console import Console
 
 from streams.cli.context import settings_of
 from streams.errors import ConfigError
-from streams.services.migrate import grant_sink
+from streams.project.sink_grant import grant_sink
 
 app = typer.Typer(help="The sink database: the workers' own login and its grants.", no_args_is_help=True)
 out = Console()

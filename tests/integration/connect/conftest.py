@@ -20,8 +20,8 @@ from streams.connect.definitions import (
     secrets_file,
     template_variables,
 )
+from streams.demo.services.migrate import migrate_all
 from streams.secrets import read_properties
-from streams.services.migrate import migrate_all
 from streams.settings import Settings, load_settings
 from tests.polling import poll
 

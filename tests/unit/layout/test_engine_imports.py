@@ -17,7 +17,7 @@ import streams
 ROOT = Path(streams.__file__).parent
 ENGINE = ["cdc", "codecs", "registry", "connect", "sinks", "pipeline", "stack", "project", "verify"]
 SHARED = ["app.py", "settings.py", "errors.py", "dlq.py", "secrets.py"]
-DEMO = ("streams.demo", "streams.load", "streams.services")
+DEMO = ("streams.demo", "streams.load")
 
 
 def _modules() -> list[Path]:
@@ -52,16 +52,16 @@ def test_the_check_sees_every_spelling() -> None:
     src = (
         "import streams.demo.run\nfrom streams.demo.project import x\n"
         "def f():\n    from streams.load import y\n"
-        "importlib.import_module('streams.services.migrate')\nfrom streams import demo\n"
+        "importlib.import_module('streams.demo.services.migrate')\nfrom streams import demo\n"
     )
     assert sorted(n for n in imported_names(src) if _demo(n)) == [
         "streams.demo",
         "streams.demo.project",
         "streams.demo.project.x",
         "streams.demo.run",
+        "streams.demo.services.migrate",
         "streams.load",
         "streams.load.y",
-        "streams.services.migrate",
     ]
 
 

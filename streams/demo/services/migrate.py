@@ -20,10 +20,9 @@ import pymysql
 from psycopg import sql
 
 from streams.connect.definitions import secrets_file
-from streams.project import load_project
+from streams.project.sink_grant import grant_sink
 from streams.secrets import ensure_secrets, mysql_native_hash, scram_sha256
 from streams.settings import Settings, SourceMariaDBSettings, SourcePostgresSettings
-from streams.sinks.roles import CONTROL_TABLES, grant_sink_role
 
 log = logging.getLogger(__name__)
 
@@ -128,27 +127,12 @@ def migrate_mariadb(db: SourceMariaDBSettings, user_password: str) -> MigrationR
     return MigrationReport(f"mariadb {db.host}:{db.port}/{db.database}", tuple(applied), tuple(skipped))
 
 
-def grant_sink(settings: Settings, schema: str | None = None) -> MigrationReport:
-    """The workers' sink login with USAGE+CREATE on ``schema`` (default: the pipeline's sink schema).
-
-    The project's declared tables and the control tables that already exist there under another
-    owner (a sink set up before this login existed) are handed to it.
-    """
-    schema = schema or settings.pipeline.sink_schema
-    tables = [*load_project(settings, sink_schema=schema).sink_tables(schema), *CONTROL_TABLES]
-    report = grant_sink_role(settings, schema, tables)
-    db = settings.sink_postgres
-    verb = "created" if report.created_role else "refreshed"
-    done = [f"{verb} login {report.role}", f"granted schema {schema}"]
-    done += [f"owner of {schema}.{name}" for name in report.adopted]
-    return MigrationReport(f"postgresql {db.host}:{db.port}/{db.database} (sink)", tuple(done), ())
-
-
 def migrate_all(settings: Settings) -> list[MigrationReport]:
     """Ensure the secrets file, migrate both source databases, then grant the workers' sink login."""
     secrets = ensure_secrets(secrets_file(settings))
+    sink = grant_sink(settings)
     return [
         migrate_postgres(settings.source_postgres, secrets["customers.password"]),
         migrate_mariadb(settings.source_mariadb, secrets["orders.password"]),
-        grant_sink(settings),
+        MigrationReport(sink.database, sink.applied, ()),
     ]

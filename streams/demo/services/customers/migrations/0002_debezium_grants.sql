@@ -1,5 +1,5 @@
 -- Least privilege for the Debezium login (the role itself, with LOGIN REPLICATION and its
--- password from the secrets file, is created by streams/services/migrate.py before this runs).
+-- password from the secrets file, is created by streams/demo/services/migrate.py before this runs).
 --
 -- What these grants do NOT protect. They limit what the login can SELECT (the snapshots), not
 -- what it can read: REPLICATION lets it create a logical replication slot with any output
