@@ -46,6 +46,7 @@ from streams import dlq
 from streams.app import sink_application_name
 from streams.demo.project import shipping_mappings, shipping_sink
 from streams.load import LoadPlan, LoadReport, Mix, run_load
+from streams.project import load_project
 from streams.settings import Settings
 from streams.sinks import AUDIT_TABLE, OFFSETS_TABLE, conninfo_from
 from streams.sinks.mapping import DeletePolicy
@@ -254,7 +255,8 @@ class FaultPipeline:
 
     @property
     def topics(self) -> tuple[str, ...]:
-        return self.settings.pipeline.topics
+        """What the workers consume: the project's derived topics (or the settings' override)."""
+        return self.settings.pipeline.topics or tuple(load_project(self.settings).subscriptions)
 
     # --- commands and workers -------------------------------------------------------------
 
