@@ -17,6 +17,8 @@ from psycopg import sql
 
 from streams.cdc import ChangeEvent, Op
 from streams.sinks.batch import UNAVAILABLE_VALUE, Batch, Write, to_write
+from streams.sinks.batch import group as statement_groups
+from streams.sinks.carry import carry_steps
 from streams.sinks.contract import FlushResult
 from streams.sinks.ddl import mapping_ddl
 from streams.sinks.ledger import ledger_params, ledger_sql, record_outcomes
@@ -130,6 +132,19 @@ def lookup_steps(batch: Batch, target: TableMapping) -> Generator[Step, list[Any
         yield Step(query, [own, sorted(looked, key=str)], fetch=False)
 
 
+def carried(batch: Batch) -> Generator[Step, list[Any], list[Write]]:
+    """The newest write per key, with placeholder columns carried over from a moved row's old
+    key (``streams.sinks.carry``): read before any write, so the old key is not yet deleted."""
+    plan = carry_steps(batch.newest(), batch.writes)
+    try:
+        query, params = next(plan)
+        while True:
+            query, params = plan.send((yield Step(query, params, fetch=True)))
+    except StopIteration as done:
+        newest: list[Write] = done.value
+        return newest
+
+
 def flush_steps(
     batch: Batch, group: str, schema: str, tables: SinkTables | None = None
 ) -> Generator[Step, list[Any], FlushResult]:
@@ -146,12 +161,11 @@ def flush_steps(
         assert tables is not None
         for statement in mapping_ddl(m, tables):
             yield Step(statement, (), fetch=False)
-    newest = 0
-    for (m, hard, keep), writes in batch.groups().items():
-        newest += len(writes)
+    newest = yield from carried(batch)
+    for (m, hard, keep), writes in statement_groups(newest).items():
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
-    result.superseded = len(batch.writes) - newest
+    result.superseded = len(batch.writes) - len(newest)
     for target in targets:
         yield from lookup_steps(batch, target)
     if result.conflicts:
@@ -192,10 +206,12 @@ class SinkCore:
         record: ChangeEvent,
         fields: Mapping[str, Any] | None = None,
         key_fields: Sequence[str] = (),
+        old_key: Mapping[str, Any] | None = None,
     ) -> None:
         """Buffer one record; raises ``SinkRowError`` (poison) if its key cannot be extracted.
 
         ``fields``: the writer schema's row fields (name → Avro type), for mirrored tables.
+        ``old_key``: a primary-key change's old source key (``streams.sinks.carry.old_key_of``).
         """
         topic = record.topic
         if record.offset < self.applied_offsets.get((topic, partition), 0):
@@ -210,7 +226,7 @@ class SinkCore:
         elif (mapping := self.tables.get(record.table_id, fields, key_fields)) is None:
             self.counts["unmapped"] += 1
         else:
-            self.batch.writes.append(to_write(mapping, record, self.placeholder))
+            self.batch.writes.append(to_write(mapping, record, self.placeholder, old_key))
         self.batch.mark(topic, partition, record.offset)
 
     def drop(self, record: ChangeEvent) -> bool:
