@@ -40,6 +40,7 @@ class Write:
     # that moved it; the old key's row before that position can fill ``unavailable``.
     old_key: tuple[Any, ...] | None = None
     moved_at: bytes = b""
+    new_key: tuple[Any, ...] | None = None  # on the old key's delete (``__debezium.newkey``)
 
     @property
     def hard_delete(self) -> bool:
@@ -86,15 +87,15 @@ def key_of(mapping: TableMapping, event: ChangeEvent) -> tuple[Any, ...]:
     return _key(mapping, event, _merged_row(event))
 
 
-def _old_key(
-    mapping: TableMapping, event: ChangeEvent, old: Mapping[str, Any] | None
+def _moved_key(
+    mapping: TableMapping, event: ChangeEvent, other: Mapping[str, Any] | None
 ) -> tuple[Any, ...] | None:
-    """The sink key of a moved row's old key; None if absent or not convertible (then nothing
-    can be carried over, and ``streams.sinks.carry`` refuses to insert NULL instead)."""
-    if old is None or event.op is Op.DELETE:
+    """The sink key a move header names; None if absent or not convertible (then nothing can
+    be carried over, and ``streams.sinks.carry`` refuses to insert NULL instead)."""
+    if other is None:
         return None
     try:
-        return _key(mapping, event, old)
+        return _key(mapping, event, other)
     except (SinkRowError, ValueError, TypeError, ArithmeticError):
         return None
 
@@ -104,11 +105,12 @@ def to_write(
     event: ChangeEvent,
     placeholder: str = UNAVAILABLE_VALUE,
     old_key: Mapping[str, Any] | None = None,
+    new_key: Mapping[str, Any] | None = None,
 ) -> Write:
     """Extract key and values; a record whose key is incomplete is poison (``SinkRowError``).
 
-    ``old_key``: the source key this row had before a primary-key-changing update (the
-    ``__debezium.oldkey`` header, decoded).
+    A primary-key-changing update: ``old_key`` on the create (the ``__debezium.oldkey`` header,
+    decoded), the source key the row had before; ``new_key`` on the old key's delete.
     """
     assert event.position is not None, "tombstones carry no row"
     row = _merged_row(event)
@@ -130,7 +132,7 @@ def to_write(
         else:
             values.append(_value(col, row, types))
     position = event.position.to_bytes()
-    moved = _old_key(mapping, event, old_key)
+    moved = None if deleting else _moved_key(mapping, event, old_key)
     return Write(
         mapping,
         event,
@@ -142,6 +144,7 @@ def to_write(
         frozenset(unavailable),
         moved,
         position if moved is not None else b"",
+        _moved_key(mapping, event, new_key) if deleting else None,
     )
 
 

@@ -18,7 +18,7 @@ from psycopg import sql
 from streams.cdc import ChangeEvent, Op
 from streams.sinks.batch import UNAVAILABLE_VALUE, Batch, Write, to_write
 from streams.sinks.batch import group as statement_groups
-from streams.sinks.carry import carry_steps
+from streams.sinks.carry import MovedRows, carry_steps, check_inserted
 from streams.sinks.contract import FlushResult
 from streams.sinks.ddl import mapping_ddl
 from streams.sinks.ledger import ledger_params, ledger_sql, record_outcomes
@@ -68,7 +68,9 @@ def group_steps(
     stored: dict[int, bytes | None] = {}
     if lww:  # the pre-write position is the only way to see that an older write won
         stored = {int(i) - 1: _bytes(p) for i, p in (yield stored_step(writes))}
-    applied = {int(row[0]) - 1 for row in (yield write_steps(writes, hard, keep))}
+    rows = yield write_steps(writes, hard, keep)
+    applied = {int(row[0]) - 1 for row in rows}
+    check_inserted(writes, [int(row[0]) - 1 for row in rows if len(row) > 1 and row[1]])
     refused = [n for n in range(len(writes)) if n not in applied]
     if refused and not lww:
         rows = yield stored_step([writes[n] for n in refused])
@@ -132,10 +134,10 @@ def lookup_steps(batch: Batch, target: TableMapping) -> Generator[Step, list[Any
         yield Step(query, [own, sorted(looked, key=str)], fetch=False)
 
 
-def carried(batch: Batch) -> Generator[Step, list[Any], list[Write]]:
+def carried(batch: Batch, moved: MovedRows | None = None) -> Generator[Step, list[Any], list[Write]]:
     """The newest write per key, with placeholder columns carried over from a moved row's old
     key (``streams.sinks.carry``): read before any write, so the old key is not yet deleted."""
-    plan = carry_steps(batch.newest(), batch.writes)
+    plan = carry_steps(batch.newest(), batch.writes, moved)
     try:
         query, params = next(plan)
         while True:
@@ -146,7 +148,7 @@ def carried(batch: Batch) -> Generator[Step, list[Any], list[Write]]:
 
 
 def flush_steps(
-    batch: Batch, group: str, schema: str, tables: SinkTables | None = None
+    batch: Batch, group: str, schema: str, tables: SinkTables | None = None, moved: MovedRows | None = None
 ) -> Generator[Step, list[Any], FlushResult]:
     """Locks, new tables and columns, rows per statement group, lookups, the ledger, the offsets —
     one transaction."""
@@ -161,7 +163,7 @@ def flush_steps(
         assert tables is not None
         for statement in mapping_ddl(m, tables):
             yield Step(statement, (), fetch=False)
-    newest = yield from carried(batch)
+    newest = yield from carried(batch, moved)
     for (m, hard, keep), writes in statement_groups(newest).items():
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
@@ -192,6 +194,7 @@ class SinkCore:
         self.control_schema = control_schema
         self.placeholder = placeholder
         self.batch = Batch()
+        self.moved = MovedRows()  # old rows of primary-key moves split across two flushes
         self.applied_offsets: dict[tuple[str, int], int] = {}
         self.counts = {"unmapped": 0, "replayed": 0, "tombstones": 0, "truncates": 0}
 
@@ -207,11 +210,13 @@ class SinkCore:
         fields: Mapping[str, Any] | None = None,
         key_fields: Sequence[str] = (),
         old_key: Mapping[str, Any] | None = None,
+        new_key: Mapping[str, Any] | None = None,
     ) -> None:
         """Buffer one record; raises ``SinkRowError`` (poison) if its key cannot be extracted.
 
         ``fields``: the writer schema's row fields (name → Avro type), for mirrored tables.
-        ``old_key``: a primary-key change's old source key (``streams.sinks.carry.old_key_of``).
+        ``old_key`` / ``new_key``: a primary-key change's other source key, on its create / on
+        its delete (``streams.sinks.carry.old_key_of`` / ``new_key_of``).
         """
         topic = record.topic
         if record.offset < self.applied_offsets.get((topic, partition), 0):
@@ -226,7 +231,7 @@ class SinkCore:
         elif (mapping := self.tables.get(record.table_id, fields, key_fields)) is None:
             self.counts["unmapped"] += 1
         else:
-            self.batch.writes.append(to_write(mapping, record, self.placeholder, old_key))
+            self.batch.writes.append(to_write(mapping, record, self.placeholder, old_key, new_key))
         self.batch.mark(topic, partition, record.offset)
 
     def drop(self, record: ChangeEvent) -> bool:
@@ -241,6 +246,7 @@ class SinkCore:
     def committed(self, result: FlushResult) -> FlushResult:
         """After the transaction committed: remember offsets, start an empty batch, alert."""
         self.applied_offsets.update(result.offsets)
+        self.moved.commit()
         self.batch = Batch()
         self.tables.pending.clear()
         for c in result.conflicts:

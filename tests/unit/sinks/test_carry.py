@@ -11,9 +11,9 @@ from streams.cdc import ChangeEvent
 from streams.errors import SinkRowError
 from streams.sinks import UNAVAILABLE_VALUE, TableMapping
 from streams.sinks.batch import Batch, Write, merge, to_write
-from streams.sinks.carry import carry_steps, old_key_of, stored_rows_sql
+from streams.sinks.carry import MovedRows, carry_steps, check_inserted, old_key_of, stored_rows_sql
 from streams.sinks.flush import flush_steps
-from streams.sinks.mapping import ConflictPolicy, DeletePolicy
+from streams.sinks.mapping import DeletePolicy
 from tests.unit.sinks.sink_events import pg_event
 
 P = UNAVAILABLE_VALUE
@@ -37,7 +37,7 @@ def pos(lsn: int) -> bytes:
 
 
 def run(
-    plan: Generator[tuple[Any, list[list[Any]]], list[Any], list[Write]],
+    plan: Generator[tuple[Any, list[Any]], list[Any], list[Write]],
     answer: list[list[Any]] | None = None,
 ) -> tuple[list[Write], list[list[list[Any]]]]:
     """Drive ``carry_steps``, answering its one read with ``answer``; return writes and params."""
@@ -95,50 +95,43 @@ def test_an_old_key_update_with_the_placeholder_does_not_count(customers: TableM
     update = write(customers, pg_event("u", {"id": 1, "email": "a", "bio": P}, 100))
     writes = [update, *moved(customers)]
     # The sink's row of key 1 (older than the move) has the value: carried from there.
-    out, asked = run(
-        carry_steps(newest(writes), writes), [[1, None, False, None, None], [2, pos(90), False, None, "v"]]
-    )
-    assert asked == [[[1001, 1]]]  # the new key first, then the old one
+    out, asked = run(carry_steps(newest(writes), writes), [[1, pos(90), False, "v"]])
+    assert asked == [[[1]]]  # only the old key: the new key's own row needs no read
     (create,) = [w for w in out if w.key == (1001,)]
     assert (create.values, create.keep, create.unavailable) == (("e", "v"), frozenset(), frozenset())
 
 
 @pytest.mark.parametrize("old", [None, 500, 600], ids=["no-old-row", "old-row-at-the-move", "old-row-newer"])
-def test_unknown_value_is_refused_naming_the_column(customers: TableMapping, old: int | None) -> None:
+def test_unknown_value_stays_kept_and_an_insert_of_it_is_refused(
+    customers: TableMapping, old: int | None
+) -> None:
     writes = moved(customers)
-    rows = [[1, None, False, None, None], [2, None if old is None else pos(old), False, None, "v"]]
+    out, _ = run(carry_steps(newest(writes), writes), [[1, None if old is None else pos(old), False, "v"]])
+    (n,) = [n for n, w in enumerate(out) if w.key == (1001,)]
+    assert (out[n].keep, out[n].unavailable) == ({"about"}, {"about"})
+    check_inserted(out, [])  # updated or refused by the guard (a replay): the stored value stays
     with pytest.raises(
         SinkRowError, match=r"column\(s\) about .*placeholder.*refusing to insert NULL"
     ) as exc:
-        run(carry_steps(newest(writes), writes), rows)
+        check_inserted(out, [n])  # inserted: it would have written NULL
     assert exc.value.origin.offset == 12
     assert exc.value.key == (1001,)
 
 
-def test_replay_keeps_the_value_the_first_application_wrote(customers: TableMapping) -> None:
-    """Replayed, the old key is a tombstone and the new key's row exists: the guard decides."""
-    writes = moved(customers)
-    rows = [[1, pos(MOVE), False, None, None], [2, None, False, pos(MOVE), None]]
-    out, _ = run(carry_steps(newest(writes), writes), rows)
-    (create,) = [w for w in out if w.key == (1001,)]
-    assert create.keep == {"about"}  # ON CONFLICT leaves the stored value alone
-
-
-def test_a_newer_tombstone_of_the_new_key_refuses_the_write_anyway(customers: TableMapping) -> None:
-    writes = moved(customers)
-    rows = [[1, None, False, pos(MOVE + 1), None], [2, None, False, None, None]]
-    out, _ = run(carry_steps(newest(writes), writes), rows)
-    assert [w.keep for w in out if w.key == (1001,)] == [{"about"}]
-    lww = TableMapping(
+def test_only_placeholders_make_an_insert_an_error(customers: TableMapping) -> None:
+    missing = write(customers, pg_event("u", {"id": 1, "email": "e"}, 100))  # field not in schema
+    soft = TableMapping(
         customers.source_table,
         customers.sink_table,
         customers.columns,
         customers.key,
-        conflict_policy=ConflictPolicy.LAST_WRITER_WINS,
+        delete_policy=DeletePolicy.SOFT,
     )
-    writes = moved(lww)
-    with pytest.raises(SinkRowError):  # last-writer-wins would apply it over the tombstone
-        run(carry_steps(newest(writes), writes), rows)
+    soft_delete = write(soft, pg_event("d", {"id": 2}, 100))
+    check_inserted([missing, soft_delete], [0, 1])
+    update = write(customers, pg_event("u", {"id": 7, "email": "a", "bio": P}, 100))
+    with pytest.raises(SinkRowError, match=r"no __debezium\.oldkey header"):
+        check_inserted([missing, update], [0, 1])
 
 
 def test_soft_deleted_old_row_at_the_move_is_the_moved_rows_state(customers: TableMapping) -> None:
@@ -150,17 +143,14 @@ def test_soft_deleted_old_row_at_the_move_is_the_moved_rows_state(customers: Tab
         delete_policy=DeletePolicy.SOFT,
     )
     writes = moved(soft)[1:]  # the soft delete was flushed in an earlier batch
-    out, _ = run(
-        carry_steps(newest(writes), writes), [[1, None, False, None, None], [2, pos(MOVE), True, None, "v"]]
-    )
+    out, _ = run(carry_steps(newest(writes), writes), [[1, pos(MOVE), True, "v"]])
     assert out[0].values == ("e", "v")
 
 
-def test_an_update_of_a_row_the_sink_lacks_is_refused_too(customers: TableMapping) -> None:
+def test_an_update_with_a_placeholder_reads_nothing(customers: TableMapping) -> None:
     writes = [write(customers, pg_event("u", {"id": 7, "email": "a", "bio": P}, 100))]
-    with pytest.raises(SinkRowError, match=r"no __debezium\.oldkey header"):
-        run(carry_steps(newest(writes), writes), [[1, None, False, None, None]])
-    out, _ = run(carry_steps(newest(writes), writes), [[1, pos(90), False, None, "stored"]])
+    out, asked = run(carry_steps(newest(writes), writes))
+    assert asked == []
     assert out[0].keep == {"about"}
 
 
@@ -180,11 +170,7 @@ def test_flush_reads_the_old_key_before_any_write(customers: TableMapping) -> No
     steps = [next(plan)]
     try:
         while True:
-            rows = (
-                [[1, None, False, None, None], [2, pos(100), False, None, "v"]]
-                if steps[-1].query == read
-                else []
-            )
+            rows = [[1, pos(100), False, "v"]] if steps[-1].query == read else []
             steps.append(plan.send(rows))
     except StopIteration:
         pass
@@ -197,3 +183,48 @@ def test_flush_reads_the_old_key_before_any_write(customers: TableMapping) -> No
     assert upsert.params[1:3] == [["e"], ["v"]]  # the carried value, nothing kept
     text = upsert.query.as_string(None)
     assert '"about" = EXCLUDED."about"' in text
+
+
+def test_a_move_split_across_flushes_carries_through_memory(customers: TableMapping) -> None:
+    memory = MovedRows()
+    delete = write(customers, pg_event("d", {"id": 1}, MOVE, offset=10))
+    delete = to_write(customers, delete.event, new_key={"id": 1001})
+    out, asked = run(carry_steps([delete], [delete], memory), [[1, pos(100), False, "16 KiB", "a"]])
+    assert asked == [[[1]]]  # the old row (every value column, by name) before its delete runs
+    assert memory.known == {}  # not before the flush commits
+    memory.commit()
+    create = moved(customers)[1]
+    out, asked = run(carry_steps([create], [create], memory))
+    assert asked == []
+    assert (out[0].values, out[0].keep) == (("e", "16 KiB"), frozenset())
+    run(carry_steps([create], [create], memory))  # a retried flush: still there
+    memory.commit()
+    assert memory.known == {}  # used once committed
+
+
+def test_a_delete_flushed_with_its_create_is_not_remembered(customers: TableMapping) -> None:
+    memory = MovedRows()
+    delete, create = moved(customers)
+    delete = to_write(customers, delete.event, new_key={"id": 1001})
+    run(
+        carry_steps(newest([delete, create]), [delete, create], memory),
+        [[1, pos(100), False, "v"]],
+    )
+    memory.commit()
+    assert memory.known == {}
+
+
+def test_flush_refuses_an_insert_of_a_kept_placeholder(customers: TableMapping) -> None:
+    b = Batch()
+    b.writes = [write(customers, pg_event("u", {"id": 7, "email": "a", "bio": P}, 100, offset=4))]
+    b.mark("cf.public.customers", 0, 4)
+    plan = flush_steps(b, "g", "public")
+    step = next(plan)  # the partition lock
+    step = plan.send([])
+    assert "_cf_inserted" in step.query.as_string(None)
+    with pytest.raises(SinkRowError, match="about"):
+        plan.send([[1, True]])
+    plan = flush_steps(b, "g", "public")
+    next(plan)
+    plan.send([])
+    plan.send([[1, False]])  # an update of the stored row: no error, the flush goes on
