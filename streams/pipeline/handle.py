@@ -19,6 +19,7 @@ from streams.pipeline.publisher import Encoders, Outgoing
 from streams.project.events import OutboxMessage
 from streams.project.handlers import HandlerRegistry
 from streams.sinks import AsyncPostgresSink
+from streams.sinks.carry import new_key_of, old_key_of
 from streams.sinks.previous import PreviousRows
 
 
@@ -99,7 +100,9 @@ class Handler:
             self._tables[r.topic] = change.table_id
             events = self.registry.for_change(self.previous.fill(change) if self.previous else change)
             key_fields = list(key) if isinstance(key, Mapping) else []
-            self.sink.add(r.partition, change, self.decoder.row_fields(r.value), key_fields)
+            # A primary-key change names its other key in a header: unchanged TOAST values carry over.
+            moved = (old_key_of(r.headers), new_key_of(r.headers))
+            self.sink.add(r.partition, change, self.decoder.row_fields(r.value), key_fields, *moved)
         if self.encoders is None:
             return []
         try:

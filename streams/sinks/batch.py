@@ -9,7 +9,7 @@ can fall back to the next-newest event of that key.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,14 @@ class Write:
     keep: frozenset[str]  # value columns whose stored value must stay (TOAST / soft delete)
     deleted_at: datetime | None
     position: bytes
+    # Kept because Debezium sent its placeholder (unchanged TOAST), not because a field is
+    # missing: inserting a new row with such a column kept would write NULL (streams.sinks.carry).
+    unavailable: frozenset[str] = frozenset()
+    # A primary-key change (``__debezium.oldkey``): the old key, and the position of the event
+    # that moved it; the old key's row before that position can fill ``unavailable``.
+    old_key: tuple[Any, ...] | None = None
+    moved_at: bytes = b""
+    new_key: tuple[Any, ...] | None = None  # on the old key's delete (``__debezium.newkey``)
 
     @property
     def hard_delete(self) -> bool:
@@ -79,14 +87,38 @@ def key_of(mapping: TableMapping, event: ChangeEvent) -> tuple[Any, ...]:
     return _key(mapping, event, _merged_row(event))
 
 
-def to_write(mapping: TableMapping, event: ChangeEvent, placeholder: str = UNAVAILABLE_VALUE) -> Write:
-    """Extract key and values; a record whose key is incomplete is poison (``SinkRowError``)."""
+def _moved_key(
+    mapping: TableMapping, event: ChangeEvent, other: Mapping[str, Any] | None
+) -> tuple[Any, ...] | None:
+    """The sink key a move header names; None if absent or not convertible (then nothing can
+    be carried over, and ``streams.sinks.carry`` refuses to insert NULL instead)."""
+    if other is None:
+        return None
+    try:
+        return _key(mapping, event, other)
+    except (SinkRowError, ValueError, TypeError, ArithmeticError):
+        return None
+
+
+def to_write(
+    mapping: TableMapping,
+    event: ChangeEvent,
+    placeholder: str = UNAVAILABLE_VALUE,
+    old_key: Mapping[str, Any] | None = None,
+    new_key: Mapping[str, Any] | None = None,
+) -> Write:
+    """Extract key and values; a record whose key is incomplete is poison (``SinkRowError``).
+
+    A primary-key-changing update: ``old_key`` on the create (the ``__debezium.oldkey`` header,
+    decoded), the source key the row had before; ``new_key`` on the old key's delete.
+    """
     assert event.position is not None, "tombstones carry no row"
     row = _merged_row(event)
     types = event.logical_types
     key = _key(mapping, event, row)
     deleting = event.op is Op.DELETE
     keep: set[str] = set()
+    unavailable: set[str] = set()
     values: list[Any] = []
     for col in mapping.value_columns:
         raw = row.get(col.source)
@@ -95,8 +127,12 @@ def to_write(mapping: TableMapping, event: ChangeEvent, placeholder: str = UNAVA
         if deleting or col.source not in row or is_unavailable(raw, placeholder):
             keep.add(col.name)
             values.append(None)
+            if not deleting and col.source in row:
+                unavailable.add(col.name)
         else:
             values.append(_value(col, row, types))
+    position = event.position.to_bytes()
+    moved = None if deleting else _moved_key(mapping, event, old_key)
     return Write(
         mapping,
         event,
@@ -104,7 +140,11 @@ def to_write(mapping: TableMapping, event: ChangeEvent, placeholder: str = UNAVA
         tuple(values),
         frozenset(keep),
         (event.source_ts or event.ts) if deleting else None,
-        event.position.to_bytes(),
+        position,
+        frozenset(unavailable),
+        moved,
+        position if moved is not None else b"",
+        _moved_key(mapping, event, new_key) if deleting else None,
     )
 
 
@@ -119,12 +159,16 @@ def merge(older: Write, newer: Write) -> Write:
     cols = newer.mapping.value_columns
     had = {c.name for c in older.mapping.value_columns}
     take = {c.name for c in cols} & had & (newer.keep - older.keep)
-    if not take:
+    unavailable = (newer.unavailable | (older.unavailable & newer.keep)) - take
+    # A later update of a moved row still missing a value: the old key can still supply it.
+    moved = newer.old_key is None and older.old_key is not None and bool(unavailable)
+    if not take and not moved and unavailable == newer.unavailable:
         return newer
     # By name: the two writes may come from two versions of a mirrored table's mapping.
     old = dict(zip((c.name for c in older.mapping.value_columns), older.values, strict=True))
     values = tuple(old[c.name] if c.name in take else newer.values[i] for i, c in enumerate(cols))
-    return replace(newer, values=values, keep=newer.keep - take)
+    merged = replace(newer, values=values, keep=newer.keep - take, unavailable=unavailable)
+    return replace(merged, old_key=older.old_key, moved_at=older.moved_at) if moved else merged
 
 
 @dataclass
@@ -165,7 +209,12 @@ class Batch:
 
     def groups(self) -> dict[tuple[TableMapping, bool, frozenset[str]], list[Write]]:
         """Writes that share one statement: same table, hard delete or not, same kept columns."""
-        out: dict[tuple[TableMapping, bool, frozenset[str]], list[Write]] = defaultdict(list)
-        for w in self.newest():  # TableMapping caches its hash, so keying by it is cheap
-            out[(w.mapping, w.hard_delete, frozenset() if w.hard_delete else w.keep)].append(w)
-        return out
+        return group(self.newest())
+
+
+def group(writes: Iterable[Write]) -> dict[tuple[TableMapping, bool, frozenset[str]], list[Write]]:
+    """``writes`` by statement: same table, hard delete or not, same kept columns."""
+    out: dict[tuple[TableMapping, bool, frozenset[str]], list[Write]] = defaultdict(list)
+    for w in writes:  # TableMapping caches its hash, so keying by it is cheap
+        out[(w.mapping, w.hard_delete, frozenset() if w.hard_delete else w.keep)].append(w)
+    return out

@@ -17,6 +17,8 @@ from psycopg import sql
 
 from streams.cdc import ChangeEvent, Op
 from streams.sinks.batch import UNAVAILABLE_VALUE, Batch, Write, to_write
+from streams.sinks.batch import group as statement_groups
+from streams.sinks.carry import MovedRows, carry_steps, check_inserted
 from streams.sinks.contract import FlushResult
 from streams.sinks.ddl import mapping_ddl
 from streams.sinks.ledger import ledger_params, ledger_sql, record_outcomes
@@ -66,7 +68,9 @@ def group_steps(
     stored: dict[int, bytes | None] = {}
     if lww:  # the pre-write position is the only way to see that an older write won
         stored = {int(i) - 1: _bytes(p) for i, p in (yield stored_step(writes))}
-    applied = {int(row[0]) - 1 for row in (yield write_steps(writes, hard, keep))}
+    rows = yield write_steps(writes, hard, keep)
+    applied = {int(row[0]) - 1 for row in rows}
+    check_inserted(writes, [int(row[0]) - 1 for row in rows if len(row) > 1 and row[1]])
     refused = [n for n in range(len(writes)) if n not in applied]
     if refused and not lww:
         rows = yield stored_step([writes[n] for n in refused])
@@ -130,8 +134,21 @@ def lookup_steps(batch: Batch, target: TableMapping) -> Generator[Step, list[Any
         yield Step(query, [own, sorted(looked, key=str)], fetch=False)
 
 
+def carried(batch: Batch, moved: MovedRows | None = None) -> Generator[Step, list[Any], list[Write]]:
+    """The newest write per key, with placeholder columns carried over from a moved row's old
+    key (``streams.sinks.carry``): read before any write, so the old key is not yet deleted."""
+    plan = carry_steps(batch.newest(), batch.writes, moved)
+    try:
+        query, params = next(plan)
+        while True:
+            query, params = plan.send((yield Step(query, params, fetch=True)))
+    except StopIteration as done:
+        newest: list[Write] = done.value
+        return newest
+
+
 def flush_steps(
-    batch: Batch, group: str, schema: str, tables: SinkTables | None = None
+    batch: Batch, group: str, schema: str, tables: SinkTables | None = None, moved: MovedRows | None = None
 ) -> Generator[Step, list[Any], FlushResult]:
     """Locks, new tables and columns, rows per statement group, lookups, the ledger, the offsets —
     one transaction."""
@@ -146,12 +163,11 @@ def flush_steps(
         assert tables is not None
         for statement in mapping_ddl(m, tables):
             yield Step(statement, (), fetch=False)
-    newest = 0
-    for (m, hard, keep), writes in batch.groups().items():
-        newest += len(writes)
+    newest = yield from carried(batch, moved)
+    for (m, hard, keep), writes in statement_groups(newest).items():
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
-    result.superseded = len(batch.writes) - newest
+    result.superseded = len(batch.writes) - len(newest)
     for target in targets:
         yield from lookup_steps(batch, target)
     if result.conflicts:
@@ -178,6 +194,7 @@ class SinkCore:
         self.control_schema = control_schema
         self.placeholder = placeholder
         self.batch = Batch()
+        self.moved = MovedRows()  # old rows of primary-key moves split across two flushes
         self.applied_offsets: dict[tuple[str, int], int] = {}
         self.counts = {"unmapped": 0, "replayed": 0, "tombstones": 0, "truncates": 0}
 
@@ -192,10 +209,14 @@ class SinkCore:
         record: ChangeEvent,
         fields: Mapping[str, Any] | None = None,
         key_fields: Sequence[str] = (),
+        old_key: Mapping[str, Any] | None = None,
+        new_key: Mapping[str, Any] | None = None,
     ) -> None:
         """Buffer one record; raises ``SinkRowError`` (poison) if its key cannot be extracted.
 
         ``fields``: the writer schema's row fields (name → Avro type), for mirrored tables.
+        ``old_key`` / ``new_key``: a primary-key change's other source key, on its create / on
+        its delete (``streams.sinks.carry.old_key_of`` / ``new_key_of``).
         """
         topic = record.topic
         if record.offset < self.applied_offsets.get((topic, partition), 0):
@@ -210,7 +231,7 @@ class SinkCore:
         elif (mapping := self.tables.get(record.table_id, fields, key_fields)) is None:
             self.counts["unmapped"] += 1
         else:
-            self.batch.writes.append(to_write(mapping, record, self.placeholder))
+            self.batch.writes.append(to_write(mapping, record, self.placeholder, old_key, new_key))
         self.batch.mark(topic, partition, record.offset)
 
     def drop(self, record: ChangeEvent) -> bool:
@@ -225,6 +246,7 @@ class SinkCore:
     def committed(self, result: FlushResult) -> FlushResult:
         """After the transaction committed: remember offsets, start an empty batch, alert."""
         self.applied_offsets.update(result.offsets)
+        self.moved.commit()
         self.batch = Batch()
         self.tables.pending.clear()
         for c in result.conflicts:

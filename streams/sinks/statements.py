@@ -23,6 +23,7 @@ from streams.sinks.mapping import Column, ConflictPolicy, DeletePolicy, TableMap
 
 IDX = "_cf_idx"
 pgvalues.register()  # before any sink connection exists: connections copy the global adapters
+INSERTED = "_cf_inserted"
 
 
 def guard(m: TableMapping) -> sql.SQL:
@@ -75,9 +76,15 @@ def _exists(m: TableMapping, table: str, op: str) -> sql.Composed:
 
 
 def _insert(
-    m: TableMapping, table: str, cols: list[str], updated: list[str], where: sql.Composable
+    m: TableMapping,
+    table: str,
+    cols: list[str],
+    updated: list[str],
+    where: sql.Composable,
+    inserted: bool = False,
 ) -> sql.Composed:
-    """Guarded upsert from ``i``; answers the ordinals it actually wrote.
+    """Guarded upsert from ``i``; answers the ordinals it actually wrote (and, with ``inserted``,
+    whether each one inserted a new row: ``xmax = 0`` on the returned version).
 
     Ordinals, not keys, come back so that the caller never compares Python values with their
     database round trip (a uuid sent as text returns as a ``UUID``).
@@ -89,8 +96,10 @@ def _insert(
     return sql.SQL(
         ", w AS (INSERT INTO {table} AS t ({cols}) SELECT {icols} FROM i{where}"
         " ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE t.{pos} {op} EXCLUDED.{pos}"
-        " RETURNING {rkey}) SELECT i.{idx} FROM w JOIN i ON {on}"
+        " RETURNING {rkey}{rins}) SELECT i.{idx}{ins} FROM w JOIN i ON {on}"
     ).format(
+        rins=sql.SQL(", t.xmax = 0 AS {}").format(ident(INSERTED)) if inserted else sql.SQL(""),
+        ins=sql.SQL(", w.{}").format(ident(INSERTED)) if inserted else sql.SQL(""),
         idx=ident(IDX),
         on=_keys_match(m, "w", "i"),
         table=ident(m.sink_schema, table),
@@ -129,7 +138,8 @@ def upsert_sql(m: TableMapping, keep: frozenset[str] = frozenset()) -> sql.Compo
         if not _lww(m):
             where = _exists(m, m.tombstone_table, ">=")
     updated = [c for c in value_cols if c not in keep]
-    return _with(parts) + _insert(m, m.sink_table, [*m.key, *value_cols], updated, where)
+    # With kept columns, an insert would write NULL into them: the caller checks (sinks.carry).
+    return _with(parts) + _insert(m, m.sink_table, [*m.key, *value_cols], updated, where, bool(keep))
 
 
 @cache
