@@ -87,7 +87,7 @@ class Handler:
         value = self._decode(r.value, origin)
         if r.topic.startswith(OUTBOX_PREFIX + "."):
             events = self.registry.for_outbox(outbox_message(r, key, value))
-            self.sink.batch.mark(r.topic, r.partition, r.offset)  # no rows, but the offset counts
+            self.sink.mark(r.topic, r.partition, r.offset)  # no rows, but the offset counts
         else:
             change = parse_change_event(
                 value,

@@ -234,9 +234,13 @@ class SinkCore:
             self.batch.writes.append(to_write(mapping, record, self.placeholder, old_key, new_key))
         self.batch.mark(topic, partition, record.offset)
 
-    def drop(self, record: ChangeEvent) -> bool:
+    def mark(self, topic: str, partition: int, offset: int) -> None:
+        """A record consumed without a row to write (an outbox message, a dead letter)."""
+        self.batch.mark(topic, partition, offset)
+
+    def drop(self, topic: str, partition: int, offset: int) -> bool:
         """Remove a record being dead-lettered from the batch; its offset stays consumed."""
-        return self.batch.drop(record.topic, record.partition, record.offset)
+        return self.batch.drop(topic, partition, offset)
 
     def revoke(self, topic: str, partitions: Iterable[int]) -> None:
         for p in partitions:

@@ -177,7 +177,7 @@ def test_bad_row_is_identified_then_dropped(sink_conninfo: str, schema: str, db:
     assert (info.value.origin.offset, info.value.key, info.value.sqlstate) == (1, (2,), "22003")
     assert rows(db, schema, "scores") == []
     bad = next(w.event for w in sink.batch.writes if w.event.offset == 1)
-    assert sink.drop(bad)  # dead-lettered by the agent
+    assert sink.drop(bad.topic, bad.partition, bad.offset)  # dead-lettered by the agent
     assert sink.flush().applied == 1
     assert load_offsets(db, "g", TOPIC, schema) == {0: 2}
 

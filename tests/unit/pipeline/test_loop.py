@@ -43,6 +43,12 @@ class FakeSink:
             raise self.failures.pop(0)
         return FlushResult(offsets=dict(self.batch.next_offsets))
 
+    def mark(self, topic: str, partition: int, offset: int) -> None:
+        self.batch.mark(topic, partition, offset)
+
+    def drop(self, topic: str, partition: int, offset: int) -> bool:
+        return self.batch.drop(topic, partition, offset)
+
 
 class FakeHandler:
     def __init__(self, sink: FakeSink, errors: dict[int, list[Exception]]) -> None:
@@ -55,7 +61,7 @@ class FakeHandler:
         pending = self.errors.get(r.offset)
         if pending:
             raise pending.pop(0)
-        self.sink.batch.mark(r.topic, r.partition, r.offset)
+        self.sink.mark(r.topic, r.partition, r.offset)
         return []
 
 
