@@ -15,11 +15,11 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from streams.domains.shipping import shipping_mappings
 from typer.testing import CliRunner
 
 from streams.app import worker_conninfo
 from streams.cli.main import app
+from streams.demo.project import shipping_mappings
 from streams.errors import SinkSchemaError
 from streams.settings import Settings
 from streams.sinks import PostgresSink, conninfo_from
