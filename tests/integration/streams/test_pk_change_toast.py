@@ -24,6 +24,7 @@ from streams.codecs import AvroDecoder
 from streams.load.data import LARGE_TEXT_BYTES, large_text
 from streams.registry.client import RegistryClient
 from streams.settings import Settings
+from streams.sinks.roles import grant_sink_role
 from streams.verify import VerifyOptions, open_databases, project_mappings, verify_once
 from tests.integration.registry.debezium_capture import capture
 from tests.integration.streams.helpers import Worker, end_offsets, stored_offsets
@@ -36,9 +37,10 @@ TIMEOUT_S = 120.0
 
 
 @pytest.fixture
-def empty_schema(sink: psycopg.Connection[Any]) -> Iterator[str]:
+def empty_schema(settings: Settings, sink: psycopg.Connection[Any]) -> Iterator[str]:
     name = f"it_streams_{uuid.uuid4().hex[:10]}"
     sink.execute(f'CREATE SCHEMA "{name}"')
+    grant_sink_role(settings, name)  # the workers' own login writes there
     yield name
     sink.execute(f'DROP SCHEMA "{name}" CASCADE')
 
