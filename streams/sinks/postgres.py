@@ -12,6 +12,7 @@ from collections.abc import Generator, Iterable
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from streams.errors import SinkRowError, SinkUnavailableError
@@ -49,8 +50,15 @@ def conninfo_from(
     )
 
 
+# Two workers starting at once ran the same CREATE ... IF NOT EXISTS statements concurrently;
+# IF NOT EXISTS does not serialize them, so one died on pg_type's unique index (UniqueViolation
+# on pg_type_typname_nsp_index). A transaction-scoped advisory lock, one per database, makes
+# the second wait for the first's commit and then find everything in place.
+SCHEMA_LOCK_SQL = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended('changefeed schema setup', 0))")
+
+
 def schema_steps(core: SinkCore, audit: bool) -> list[Step]:
-    stmts = control_tables_ddl(core.control_schema)
+    stmts = [SCHEMA_LOCK_SQL, *control_tables_ddl(core.control_schema)]
     for m in core.mappings.values():
         stmts += materialized_table_ddl(m) + added_columns_ddl(m)
         if audit:

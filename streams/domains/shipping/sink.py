@@ -17,6 +17,7 @@ from streams.sinks import AsyncPostgresSink, FlushResult
 from streams.sinks.classify import Failure, classify, unavailable
 from streams.sinks.flush import Step, flush_steps
 from streams.sinks.mapping import with_extra_columns
+from streams.sinks.postgres import SCHEMA_LOCK_SQL
 
 
 class ShippingSink(AsyncPostgresSink):
@@ -33,7 +34,9 @@ class ShippingSink(AsyncPostgresSink):
 
     async def ensure_schema(self, audit: bool = False) -> None:
         await super().ensure_schema(audit)
-        steps = [Step(s, (), False) for s in enrich_ddl(self.schema, ORDERS_TABLE)]
+        # Under the same lock as the tables' DDL: concurrent starts must not race on it either.
+        ddl = [SCHEMA_LOCK_SQL, *enrich_ddl(self.schema, ORDERS_TABLE)]
+        steps = [Step(s, (), False) for s in ddl]
         try:
             await self._run(steps)
         except psycopg.Error as exc:
