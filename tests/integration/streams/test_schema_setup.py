@@ -41,7 +41,8 @@ def test_workers_starting_at_once_all_set_the_schema_up(settings: Settings) -> N
                 tables = conn.execute(
                     "SELECT count(*) FROM pg_tables WHERE schemaname = %s", [schema]
                 ).fetchone()
-                assert tables is not None and tables[0] > 0
+                assert tables is not None
+                assert tables[0] > 0
             finally:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     assert failures == [], f"{len(failures)} of {WORKERS * ROUNDS} setups failed: {failures[:2]}"
