@@ -29,6 +29,7 @@ from streams.domains.orders import TOPIC as ORDERS_TOPIC
 from streams.domains.shipping import ShippingSink
 from streams.errors import ChangefeedError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
+from streams.pipeline.clients import consumer_kwargs, producer_kwargs
 from streams.pipeline.previous import PreviousRows
 from streams.pipeline.publisher import Encoders
 from streams.pipeline.topics import ensure_topics
@@ -77,31 +78,14 @@ class PipelineService(Service):
         # Named after the worker so operators can tell its sessions apart in pg_stat_activity.
         conninfo = worker_conninfo(s, w.app_id)
         sink = ShippingSink(conninfo, w.app_id, self.ps.sink_schema, self.ps.extra_columns)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka.bootstrap_servers,
-            group_id=w.app_id,
-            client_id=f"{w.app_id}-consumer",
-            enable_auto_commit=False,  # commits follow the sink transaction, never a timer
-            auto_offset_reset="earliest",  # no sink offset and no commit: start from the beginning
-            session_timeout_ms=int(w.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(w.heartbeat_interval_s * 1000),
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            # A source topic created after start joins the subscription within this time.
-            metadata_max_age_ms=5000,
-        )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka.bootstrap_servers,
-            client_id=f"{w.app_id}-producer",
-            acks="all",
-            enable_idempotence=True,  # a retried send does not duplicate within one session
-            linger_ms=5,
-        )
+        consumer = AIOKafkaConsumer(**consumer_kwargs(s.kafka, w))
+        producer = AIOKafkaProducer(**producer_kwargs(s.kafka, w))
         registry = RegistryClient(s.registry.url)
         encoders = Encoders(registry) if self.ps.publish_domain_events else None
         # Only the transforms' events need the rebuilt before image; without publishing, skip it.
         previous = PreviousRows(sink, {CUSTOMERS_SOURCE: CUSTOMERS_BEFORE}) if encoders is not None else None
         handler = Handler(AvroDecoder(registry), default_registry(), encoders, sink, previous)
-        return Pipeline(consumer, producer, sink, handler, self.ps)
+        return Pipeline(consumer, producer, sink, handler, self.ps, s.kafka)
 
     async def on_start(self) -> None:
         # Built first: a bad mapping (ConfigError) fails the start before any topic or table is touched.

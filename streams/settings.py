@@ -47,6 +47,10 @@ class KafkaSettings(_Section):
     controller_port: int = 9093
     # Single-node stack: one partition keeps examples ordered; topics are created deliberately.
     default_partitions: int = 1
+    # The largest record (bytes, as a batch of one) the broker accepts (its message.max.bytes)
+    # and every producer of ours may send: the stack's broker and Connect are configured from
+    # it, and the workers' producers and consumers match it (streams/pipeline/clients.py).
+    max_message_bytes: int = 8 * 1024 * 1024
 
     @property
     def bootstrap_servers(self) -> str:
