@@ -13,8 +13,8 @@ from rich.table import Table
 
 from streams.cli.context import settings_of
 from streams.connect import ConnectClient, apply_definition, load_definitions, template_variables
-from streams.connect.apply import Action, validate_definition, wait_running, wait_state
-from streams.connect.definitions import ConnectorDefinition
+from streams.connect.apply import Action, missing_files, validate_definition, wait_running, wait_state
+from streams.connect.definitions import ConnectorDefinition, secrets_file
 from streams.connect.signals import send_snapshot_signal
 from streams.errors import ChangefeedError, ConnectUnavailableError
 
@@ -57,6 +57,18 @@ def _definitions(ctx: typer.Context, directory: Path, names: list[str] | None) -
         raise typer.Exit(1) from exc
 
 
+def _require_secrets(ctx: typer.Context, definitions: list[ConnectorDefinition]) -> None:
+    """Connect would answer 500 'Could not read properties from file': say what creates it."""
+    missing = missing_files(definitions, [secrets_file(settings_of(ctx))])
+    if missing:
+        err.print(
+            f"[red]error:[/red] the connectors read their passwords from {missing[0]}, which does not"
+            " exist yet.\nRun `changefeed services migrate` first: it creates the connectors' database"
+            " logins and writes their passwords to that file."
+        )
+        raise typer.Exit(1)
+
+
 @app.command()
 def apply(
     ctx: typer.Context,
@@ -67,6 +79,7 @@ def apply(
 ) -> None:
     """Validate, diff against what is live, PUT only what changed, wait until RUNNING."""
     definitions = _definitions(ctx, directory, names)
+    _require_secrets(ctx, definitions)
     with _connect(ctx) as client:
         for definition in definitions:
             result = apply_definition(client, definition, dry_run=dry_run, wait_s=wait)
@@ -81,6 +94,7 @@ def apply(
 def validate(ctx: typer.Context, names: Names = None, directory: DirOption = Path("connectors")) -> None:
     """Ask each connector plugin to validate its definition (nothing is created)."""
     definitions = _definitions(ctx, directory, names)
+    _require_secrets(ctx, definitions)
     with _connect(ctx) as client:
         for definition in definitions:
             validate_definition(client, definition)
