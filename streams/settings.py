@@ -120,7 +120,6 @@ class WorkerSettings(_Section):
     # Faust's default 60 s session timeout is how long a dead worker's partitions stay stuck.
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 3.0
-    web_port: int = 6066
     # Prometheus scrape endpoint on 127.0.0.1 (0 turns it off). A second worker on the same host
     # finds it taken and runs without one (logged); give each its own port to scrape all.
     metrics_port: int = 9108
