@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from streams import dlq
 from streams.cdc.topics import OUTBOX_PREFIX
 from streams.domains.customers import TOPIC as CUSTOMERS_EVENTS
 from streams.pipeline import parse_headers
@@ -208,3 +209,28 @@ def test_redelivered_poison_is_dead_lettered_once_and_a_waiting_flush_is_logged(
         ("1", "0"),
         ("2", "0"),
     ]
+
+
+def test_replay_skips_letters_whose_bytes_are_not_complete(settings: Settings, topic: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(f"{topic}.dlq", 1, 1)])
+    finally:
+        admin.close()
+    ours = [("cf_source_topic", topic.encode()), ("cf_source_partition", b"0"), ("cf_error_class", b"X")]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+    try:
+        for extra, value in (
+            ([], b"whole"),
+            ([("cf_null_value", b"true")], b""),
+            ([("cf_truncated", b"9000000"), ("cf_value_sha256", b"ab")], b"head"),
+            ([("cf_payload_dropped", b"MessageSizeTooLargeError")], b""),
+        ):
+            producer.send(f"{topic}.dlq", key=b"k", value=value, partition=0, headers=ours + extra).get(30)
+    finally:
+        producer.close(5)
+    before = end_offsets(settings, topic)
+    done = dlq.replay(settings.kafka, topic)
+    assert (done.sent, done.skipped) == (1, 3)
+    after = end_offsets(settings, topic)
+    assert sum(after.values()) - sum(before.values()) == 1
