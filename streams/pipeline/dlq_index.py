@@ -7,11 +7,12 @@ the sink would be committed after the send, exactly where the crash happens — 
 first dead letter after an assignment, a worker reads the DLQ's tail and skips source offsets
 found there (``cf_source_topic`` / ``cf_source_partition`` / ``cf_source_offset``).
 
-Where the tail starts: a dead letter of a source record is written after that record was
-appended, and every record the worker is about to dead-letter again sits at or after the
-first one it meets, so the DLQ from that record's timestamp (minus ``CLOCK_SKEW_MS`` for
-producers whose clocks differ) holds every earlier copy. The scan runs once per partition and
-assignment, and only when a partition has poison; its own sends are added as they happen.
+Where the tail starts: a redelivery starts at the partition's first uncommitted record, the
+oldest of the batch; an earlier delivery dead-lettered records of that batch only after
+consuming it, so after that record was appended. The DLQ from that record's timestamp (minus
+``CLOCK_SKEW_MS`` for producers whose clocks differ) holds every earlier copy. The scan runs
+once per partition and assignment, and only when a partition has poison; its own sends are
+added as they happen.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ class DeadLetterIndex:
         self._seen: dict[tuple[str, int], set[int]] = {}
         self.scans = 0
 
-    async def contains(self, topic: str, partition: int, offset: int, timestamp_ms: int) -> bool:
+    async def contains(self, topic: str, partition: int, offset: int, since_ms: int) -> bool:
+        """Whether ``offset`` has a dead letter; a first call per partition reads the DLQ from
+        ``since_ms`` (the timestamp of the batch's oldest record of the partition)."""
         if self.kafka is None:
             return False
         key = (topic, partition)
         if key not in self._seen:
-            since = max(0, timestamp_ms - CLOCK_SKEW_MS)
+            since = max(0, since_ms - CLOCK_SKEW_MS)
             self._seen[key] = await self._scan(topic, partition, since)
         return offset in self._seen[key]
 

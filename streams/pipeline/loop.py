@@ -100,6 +100,7 @@ class Pipeline:
         self.lock = asyncio.Lock()  # a batch and a rebalance never interleave
         self.stats = {"records": 0, "applied": 0, "dead_letters": 0, "flushes": 0}
         self.metrics = PipelineMetrics()
+        self.batch_since: dict[tuple[str, int], int] = {}
 
     async def run(self) -> None:
         while not self.stopping.is_set():
@@ -113,6 +114,12 @@ class Pipeline:
 
     async def process(self, records: Sequence[Any]) -> FlushResult:
         self.metrics.observe_records(records)
+        # Per partition, the batch's oldest record: it is the first one not committed, and any
+        # earlier delivery's dead letter of this batch was written after it was (dlq_index.py).
+        self.batch_since = {}
+        for r in records:
+            key = (r.topic, r.partition)
+            self.batch_since[key] = min(self.batch_since.get(key, r.timestamp), r.timestamp)
         outgoing: list[Outgoing] = []
         by_offset: dict[tuple[str, int, int], Any] = {}
 
@@ -224,7 +231,8 @@ class Pipeline:
         where = f"{r.topic}[{r.partition}]@{r.offset}"
 
         async def seen() -> bool:
-            return await self.dead_lettered.contains(r.topic, r.partition, r.offset, r.timestamp)
+            since = min(r.timestamp, self.batch_since.get((r.topic, r.partition), r.timestamp))
+            return await self.dead_lettered.contains(r.topic, r.partition, r.offset, since)
 
         if await self.backoff.retry(f"dead-letter index of {where}", seen, unknown=False):
             log.warning(
