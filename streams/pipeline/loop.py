@@ -15,6 +15,7 @@ a source offset already in the DLQ (an earlier delivery wrote it) is not written
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -202,7 +203,7 @@ class Pipeline:
         parts = sorted(self.sink.batch.next_offsets)
         where = ", ".join(f"{t}[{p}]" for t, p in parts) or "no partitions"
         started = time.monotonic()
-        for n in range(1, 1_000_000):
+        for n in itertools.count(1):
             await asyncio.sleep(FLUSH_WAIT_LOG_S)
             if n == 1:
                 for topic in sorted({t for t, _ in parts}):
