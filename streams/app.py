@@ -24,6 +24,7 @@ from streams.codecs import AvroDecoder
 from streams.connect.heal import HealService
 from streams.errors import ChangefeedError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
+from streams.pipeline.clients import consumer_kwargs, producer_kwargs
 from streams.pipeline.publisher import Encoders
 from streams.pipeline.topics import ensure_topics
 from streams.project import Project, load_project
@@ -85,32 +86,15 @@ class PipelineService(Service):
         sink = AsyncPostgresSink(
             conninfo, mappings, w.app_id, control_schema=self.ps.sink_schema, resolver=project.tables
         )
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka.bootstrap_servers,
-            group_id=w.app_id,
-            client_id=f"{w.app_id}-consumer",
-            enable_auto_commit=False,  # commits follow the sink transaction, never a timer
-            auto_offset_reset="earliest",  # no sink offset and no commit: start from the beginning
-            session_timeout_ms=int(w.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(w.heartbeat_interval_s * 1000),
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            # A source topic created after start joins the subscription within this time.
-            metadata_max_age_ms=5000,
-        )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka.bootstrap_servers,
-            client_id=f"{w.app_id}-producer",
-            acks="all",
-            enable_idempotence=True,  # a retried send does not duplicate within one session
-            linger_ms=5,
-        )
+        consumer = AIOKafkaConsumer(**consumer_kwargs(s.kafka, w))
+        producer = AIOKafkaProducer(**producer_kwargs(s.kafka, w))
         registry = RegistryClient(s.registry.url)
         encoders = Encoders(registry) if self.ps.publish_domain_events else None
         # Only the transforms' events need the rebuilt before image; without publishing, skip it.
         before = project.registry.before
         previous = PreviousRows(sink, before) if encoders is not None and before else None
         handler = Handler(AvroDecoder(registry), project.registry, encoders, sink, previous)
-        return Pipeline(consumer, producer, sink, handler, self.ps)
+        return Pipeline(consumer, producer, sink, handler, self.ps, s.kafka)
 
     async def on_start(self) -> None:
         # Built first: a bad mapping (ConfigError) fails the start before any topic or table is touched.

@@ -2,7 +2,9 @@
 
 Replay appends each dead letter's original key, value and headers to its source topic, so the
 record flows through the normal pipeline again once its cause (a missing schema, a bug) is
-fixed. Records that are still poison simply land in the DLQ again.
+fixed. Records that are still poison simply land in the DLQ again. Dead letters that do not
+hold their record as it came (no key and no value, a truncated value, a dropped payload; see
+``streams.pipeline.deadletter``) are skipped and counted: their bytes cannot be re-sent.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.cdc import dlq_topic
-from streams.pipeline.deadletter import Header, original_headers, parse_headers
+from streams.pipeline.deadletter import Header, original_headers, parse_headers, replayable
+from streams.settings import KafkaSettings
 
 # How long to wait for more dead letters once the end of the topic has been fetched.
 POLL_MS = 1000
@@ -56,18 +59,31 @@ def read(bootstrap: str, source_topic: str, limit: int | None = None) -> Iterato
         consumer.close()
 
 
-def replay(bootstrap: str, source_topic: str, offsets: set[int] | None = None) -> int:
+@dataclass
+class Replayed:
+    sent: int = 0
+    skipped: int = 0  # not replayable: truncated, dropped or without key and value
+
+
+def replay(kafka: KafkaSettings, source_topic: str, offsets: set[int] | None = None) -> Replayed:
     """Re-send dead letters (all, or those at ``offsets`` in the DLQ) to their source topic."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    sent = 0
+    bootstrap = kafka.bootstrap_servers
+    # A dead letter holds up to what the broker accepts; kafka-python's default stops at 1 MiB.
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=kafka.max_message_bytes
+    )
+    done = Replayed()
     try:
         for d in read(bootstrap, source_topic):
             if offsets is not None and d.dlq_offset not in offsets:
                 continue
+            if not replayable(d.headers):
+                done.skipped += 1
+                continue
             target = d.why.get("source_topic", source_topic)
             producer.send(target, key=d.key, value=d.value, headers=original_headers(d.headers))
-            sent += 1
+            done.sent += 1
         producer.flush()
     finally:
         producer.close()
-    return sent
+    return done

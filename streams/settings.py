@@ -47,6 +47,10 @@ class KafkaSettings(_Section):
     controller_port: int = 9093
     # Single-node stack: one partition keeps examples ordered; topics are created deliberately.
     default_partitions: int = 1
+    # The largest record (bytes, as a batch of one) the broker accepts (its message.max.bytes)
+    # and every producer of ours may send: the stack's broker and Connect are configured from
+    # it, and the workers' producers and consumers match it (streams/pipeline/clients.py).
+    max_message_bytes: int = 8 * 1024 * 1024
 
     @property
     def bootstrap_servers(self) -> str:
@@ -124,7 +128,6 @@ class WorkerSettings(_Section):
     # Faust's default 60 s session timeout is how long a dead worker's partitions stay stuck.
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 3.0
-    web_port: int = 6066
     # Restart this project's failed connector tasks whose cause is transient (registry or
     # database briefly unreachable); permanent causes stay FAILED and loud.
     heal_connectors: bool = True

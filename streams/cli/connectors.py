@@ -16,9 +16,16 @@ from rich.table import Table
 
 from streams.cli.context import settings_of
 from streams.connect import ConnectClient, apply_definition, load_definitions, template_variables
-from streams.connect.apply import Action, ApplyResult, validate_definition, wait_running, wait_state
+from streams.connect.apply import (
+    Action,
+    ApplyResult,
+    missing_files,
+    validate_definition,
+    wait_running,
+    wait_state,
+)
 from streams.connect.backfill import added_tables
-from streams.connect.definitions import ConnectorDefinition
+from streams.connect.definitions import ConnectorDefinition, secrets_file
 from streams.connect.heal import DEFAULT_INTERVAL_S, Cause, Healer, classify, heal_forever, summary
 from streams.connect.signals import send_snapshot_signal
 from streams.connect.skip import LEDGER as SKIP_LEDGER
@@ -72,6 +79,18 @@ def _definitions(
         raise typer.Exit(1) from exc
 
 
+def _require_secrets(ctx: typer.Context, definitions: list[ConnectorDefinition]) -> None:
+    """Connect would answer 500 'Could not read properties from file': say what creates it."""
+    missing = missing_files(definitions, [secrets_file(settings_of(ctx))])
+    if missing:
+        err.print(
+            f"[red]error:[/red] the connectors read their passwords from {missing[0]}, which does not"
+            " exist yet.\nRun `changefeed services migrate` first: it creates the connectors' database"
+            " logins and writes their passwords to that file."
+        )
+        raise typer.Exit(1)
+
+
 @app.command()
 def apply(
     ctx: typer.Context,
@@ -82,6 +101,7 @@ def apply(
 ) -> None:
     """Validate, diff against what is live, PUT only what changed, wait until RUNNING."""
     definitions = _definitions(ctx, directory, names)
+    _require_secrets(ctx, definitions)
     with _connect(ctx) as client:
         for definition in definitions:
             result = apply_definition(client, definition, dry_run=dry_run, wait_s=wait)
@@ -116,6 +136,7 @@ def _backfill(ctx: typer.Context, name: str, config: dict[str, str], result: App
 def validate(ctx: typer.Context, names: Names = None, directory: DirOption = None) -> None:
     """Ask each connector plugin to validate its definition (nothing is created)."""
     definitions = _definitions(ctx, directory, names)
+    _require_secrets(ctx, definitions)
     with _connect(ctx) as client:
         for definition in definitions:
             validate_definition(client, definition)

@@ -19,15 +19,23 @@ Topic = Annotated[str, typer.Argument(help="The source topic, e.g. customers.pub
 @app.command()
 def show(ctx: typer.Context, topic: Topic, limit: Annotated[int, typer.Option("--limit", "-n")] = 50) -> None:
     """Dead letters with the error and where they came from."""
-    grid = Table("dlq offset", "source", "error", "message", "bytes")
+    grid = Table("dlq offset", "source", "error", "message", "bytes", "form")
     for d in dlq.read(settings_of(ctx).kafka.bootstrap_servers, topic, limit):
         why = d.why
         source = f"{why.get('source_topic')}[{why.get('source_partition')}]@{why.get('source_offset')}"
         grid.add_row(
             str(d.dlq_offset), source, why.get("error_class", "?"), why.get("error_message", "")[:120],
-            str(len(d.value or b"")),
+            str(len(d.value or b"")), _form(why),
         )  # fmt: skip
     out.print(grid)
+
+
+def _form(why: dict[str, str]) -> str:
+    if "payload_dropped" in why:
+        return "payload dropped"
+    if "truncated" in why:
+        return f"truncated (of {why['truncated']} bytes)"
+    return "null key+value" if "null_value" in why else "as it came"
 
 
 @app.command()
@@ -37,5 +45,10 @@ def replay(
     offset: Annotated[list[int] | None, typer.Option("--offset", help="Only these DLQ offsets.")] = None,
 ) -> None:
     """Send dead letters back to their source topic (after fixing what made them fail)."""
-    sent = dlq.replay(settings_of(ctx).kafka.bootstrap_servers, topic, set(offset) if offset else None)
-    out.print(f"replayed {sent} dead letter(s) to {topic}")
+    done = dlq.replay(settings_of(ctx).kafka, topic, set(offset) if offset else None)
+    out.print(f"replayed {done.sent} dead letter(s) to {topic}")
+    if done.skipped:
+        out.print(
+            f"skipped {done.skipped} that do not hold their record as it came (no key and no value,"
+            " truncated or dropped payload: see `changefeed dlq show`)"
+        )

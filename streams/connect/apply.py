@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from streams.connect.client import ConnectClient
 from streams.connect.definitions import ConnectorDefinition
@@ -42,6 +43,17 @@ class ApplyResult:
     action: Action
     diff: ConfigDiff
     status: ConnectorStatus | None = None
+
+
+def missing_files(definitions: list[ConnectorDefinition], files: list[Path]) -> list[Path]:
+    """Those of ``files`` that some definition's config refers to and that do not exist.
+
+    Connect resolves ``${file:<path>:<key>}`` on its own host when it validates or starts a
+    connector, and a missing file comes back as an opaque 500 (``ConfigException: Could not
+    read properties from file``); checked here first, the caller can say what creates it.
+    """
+    text = "\n".join(v for d in definitions for v in d.config.values() if isinstance(v, str))
+    return [f for f in files if str(f) in text and not f.exists()]
 
 
 def validate_definition(client: ConnectClient, definition: ConnectorDefinition) -> None:

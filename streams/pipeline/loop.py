@@ -6,11 +6,16 @@ the worker seeks to those (``Rebalance``), so Kafka's committed offsets are only
 record; anything else → dead-letter it and go on. At flush: ``SinkRowError`` → dead-letter that
 record, ``drop`` it, flush again; any other failure → back off and retry the same batch. Nothing
 is committed past a record that is neither applied nor dead-lettered, and nothing escapes.
+
+Dead letters never block: only a broker that is down (a retriable Kafka error) is retried; a
+letter the broker refuses is written in a form it takes (``deadletter.letter`` / ``bare``), and
+a source offset already in the DLQ (an earlier delivery wrote it) is not written again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -24,18 +29,24 @@ from aiokafka import (  # type: ignore[import-untyped]  # aiokafka ships no py.t
     ConsumerRebalanceListener,
     TopicPartition,
 )
+from aiokafka.errors import KafkaError, KafkaTimeoutError  # type: ignore[import-untyped]
 
-from streams.errors import ChangefeedError, SinkRowError, TransientError
-from streams.pipeline.deadletter import Poison, dlq_headers
+from streams.errors import ChangefeedError, SinkRowError, TransformError, TransientError
+from streams.pipeline.deadletter import Letter, Poison, bare, letter, record_size
+from streams.pipeline.dlq_index import DeadLetterIndex
 from streams.pipeline.handle import Handler, Record
 from streams.pipeline.metrics import PipelineMetrics
 from streams.pipeline.publisher import Outgoing, publish
 from streams.pipeline.settings import PipelineSettings
+from streams.settings import KafkaSettings
 from streams.sinks import AsyncPostgresSink, FlushResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 FAULT_EXIT_CODE = 70  # the test-only crash hook's exit status (EX_SOFTWARE)
+# A flush normally takes milliseconds; one still running after this long waits on something
+# (a lock another session holds, mostly): said in the log every period, counted once.
+FLUSH_WAIT_LOG_S = 10.0
 
 
 class Backoff:
@@ -77,14 +88,20 @@ class Pipeline:
         sink: AsyncPostgresSink,
         handler: Handler,
         settings: PipelineSettings,
+        kafka: KafkaSettings | None = None,
     ) -> None:
         self.consumer, self.producer, self.sink, self.handler = consumer, producer, sink, handler
         self.settings = settings
+        # The broker's record limit (the producer is built with the same, see clients.py).
+        self.max_message_bytes = (kafka or KafkaSettings()).max_message_bytes
+        # Without Kafka settings (unit tests' fakes) there is no DLQ to read: no de-duplication.
+        self.dead_lettered = DeadLetterIndex(kafka)
         self.stopping = asyncio.Event()
         self.backoff = Backoff(settings, self.stopping)
         self.lock = asyncio.Lock()  # a batch and a rebalance never interleave
         self.stats = {"records": 0, "applied": 0, "dead_letters": 0, "flushes": 0}
         self.metrics = PipelineMetrics()
+        self.batch_since: dict[tuple[str, int], int] = {}
 
     async def run(self) -> None:
         while not self.stopping.is_set():
@@ -98,6 +115,12 @@ class Pipeline:
 
     async def process(self, records: Sequence[Any]) -> FlushResult:
         self.metrics.observe_records(records)
+        # Per partition, the batch's oldest record: it is the first one not committed, and any
+        # earlier delivery's dead letter of this batch was written after it was (dlq_index.py).
+        self.batch_since = {}
+        for r in records:
+            key = (r.topic, r.partition)
+            self.batch_since[key] = min(self.batch_since.get(key, r.timestamp), r.timestamp)
         outgoing: list[Outgoing] = []
         by_offset: dict[tuple[str, int, int], Any] = {}
 
@@ -122,7 +145,11 @@ class Pipeline:
 
             await self.backoff.retry("publish ack", acked)
         started = time.perf_counter()
-        result = await self._flush(by_offset)
+        watch = asyncio.create_task(self._watch_flush())
+        try:
+            result = await self._flush(by_offset)
+        finally:
+            watch.cancel()
         self.metrics.observe_flush(result, time.perf_counter() - started)
         self.stats["records"] += len(records)
         self.stats["applied"] += result.applied
@@ -148,15 +175,47 @@ class Pipeline:
             return self.handler.handle(r)
 
         try:
-            return await self.backoff.retry(
+            events = await self.backoff.retry(
                 f"record {r.topic}[{r.partition}]@{r.offset}", once, unknown=False
             )
+            self._check_sizes(r, events)
+            return events
         except TransientError:
             raise
         except Exception as exc:  # poison: any non-transient failure of this one record
             await self.dead_letter(r, exc)
-            self.sink.batch.mark(r.topic, r.partition, r.offset)
+            self.sink.mark(r.topic, r.partition, r.offset)
             return []
+
+    def _check_sizes(self, r: Record, events: Sequence[Outgoing]) -> None:
+        """A domain event the broker would refuse is the record's poison, not a publish to retry."""
+        for o in events:
+            size = record_size(o.key, o.value, o.headers)
+            if size > self.max_message_bytes:
+                msg = (
+                    f"domain event for {o.topic} of {size} bytes exceeds the broker's limit"
+                    f" ({self.max_message_bytes} bytes) at {r.topic}[{r.partition}]@{r.offset}"
+                )
+                raise TransformError(msg)
+
+    async def _watch_flush(self) -> None:
+        """Log (and count once) a flush still running after ``FLUSH_WAIT_LOG_S``, with why."""
+        parts = sorted(self.sink.batch.next_offsets)
+        where = ", ".join(f"{t}[{p}]" for t, p in parts) or "no partitions"
+        started = time.monotonic()
+        for n in itertools.count(1):
+            await asyncio.sleep(FLUSH_WAIT_LOG_S)
+            if n == 1:
+                for topic in sorted({t for t, _ in parts}):
+                    self.metrics.flush_waits.labels(topic=topic).inc()
+            try:
+                waiting = await self.sink.wait_event()
+            except Exception as exc:  # only a diagnosis; the flush itself reports real failures
+                waiting = f"unknown ({type(exc).__name__})"
+            log.warning(
+                "flush of %s still running after %.0f s, waiting on %s",
+                where, time.monotonic() - started, waiting or "nothing (busy)",
+            )  # fmt: skip
 
     async def _flush(self, by_offset: dict[tuple[str, int, int], Any]) -> FlushResult:
         while True:
@@ -166,23 +225,66 @@ class Pipeline:
                 o = exc.origin
                 record = by_offset[(o.topic, o.partition, o.offset)]
                 await self.dead_letter(record, exc)
-                self.sink.batch.drop(o.topic, o.partition, o.offset)
+                self.sink.drop(o.topic, o.partition, o.offset)
 
     async def dead_letter(self, r: Record, exc: BaseException) -> None:
         p = Poison(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, list(r.headers or ()), exc)
-        log.error(
-            "dead-lettering %s[%d]@%d to %s: %s: %s",
-            r.topic, r.partition, r.offset, p.dlq_topic, type(exc).__name__, exc,
-        )  # fmt: skip
+        where = f"{r.topic}[{r.partition}]@{r.offset}"
 
-        async def send() -> object:
-            return await self.producer.send_and_wait(
-                p.dlq_topic, value=r.value, key=r.key, partition=r.partition, headers=dlq_headers(p)
-            )
+        async def seen() -> bool:
+            since = min(r.timestamp, self.batch_since.get((r.topic, r.partition), r.timestamp))
+            return await self.dead_lettered.contains(r.topic, r.partition, r.offset, since)
 
-        await self.backoff.retry(f"dead letter of {r.topic}[{r.partition}]@{r.offset}", send)
+        if await self.backoff.retry(f"dead-letter index of {where}", seen, unknown=False):
+            log.warning(
+                "%s is already in %s (an earlier delivery dead-lettered it): %s: %s",
+                where, p.dlq_topic, type(exc).__name__, exc,
+            )  # fmt: skip
+            self.metrics.dead_letter_repeats.labels(topic=r.topic).inc()
+            return
+        log.error("dead-lettering %s to %s: %s: %s", where, p.dlq_topic, type(exc).__name__, exc)
+        form = letter(p, self.max_message_bytes)
+        try:
+            await self._send_letter(p, form, r.partition)
+        except TransientError:
+            raise  # stopped while the broker was down: nothing committed past this record
+        except Exception as refused:  # deterministic: this form will never be accepted
+            reason = f"{type(refused).__name__}: {refused}"
+            log.error("%s: the broker refused its dead letter (%s); writing it bare", where, reason)
+            form = bare(p, reason)
+            try:
+                await self._send_letter(p, form, None)
+            except TransientError:
+                raise
+            except Exception as again:  # cannot happen with a sane broker; never block on it
+                log.critical(
+                    "%s: no dead letter can be written (%s: %s); skipped, this log is its only trace",
+                    where, type(again).__name__, again,
+                )  # fmt: skip
+                self.metrics.dead_letter_forms.labels(topic=r.topic, form="lost").inc()
+                return
+        self.dead_lettered.add(r.topic, r.partition, r.offset)
+        if form.form != "as_is":
+            log.warning("%s dead-lettered as %s", where, form.form)
         self.stats["dead_letters"] += 1
         self.metrics.dead_letters.labels(topic=r.topic).inc()
+        self.metrics.dead_letter_forms.labels(topic=r.topic, form=form.form).inc()
+
+    async def _send_letter(self, p: Poison, form: Letter, partition: int | None) -> None:
+        """Send one dead letter; only errors Kafka calls retriable (broker down) are retried."""
+
+        async def send() -> object:
+            try:
+                return await self.producer.send_and_wait(
+                    p.dlq_topic, value=form.value, key=form.key, partition=partition, headers=form.headers
+                )
+            except Exception as exc:
+                if retriable(exc):
+                    msg = f"{type(exc).__name__}: {exc}"
+                    raise TransientError(msg) from exc
+                raise
+
+        await self.backoff.retry(f"dead letter of {p.topic}[{p.partition}]@{p.offset}", send, unknown=False)
 
     async def _commit(self, result: FlushResult) -> None:
         """Kafka commit: an optimization after the sink transaction (the sink's offsets win)."""
@@ -196,6 +298,15 @@ class Pipeline:
             log.info("kafka commit skipped (%s): %s", type(exc).__name__, exc)
 
 
+def retriable(exc: BaseException) -> bool:
+    """A Kafka error that goes away when the broker is back (connection, timeout, leadership)."""
+    if isinstance(exc, asyncio.TimeoutError | OSError):
+        return True
+    if isinstance(exc, KafkaTimeoutError):  # not flagged retriable, but a broker that is away
+        return True
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
+
+
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types here
     """Seek newly assigned partitions to the sink's stored offsets before consuming them."""
 
@@ -206,6 +317,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
         async with self.p.lock:  # waits for the batch in flight to flush
             for tp in revoked:
                 self.p.sink.revoke(tp.topic, [tp.partition])
+                self.p.dead_lettered.forget(tp.topic, [tp.partition])
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         by_topic: dict[str, list[int]] = {}

@@ -40,6 +40,24 @@ class PipelineMetrics:
         self.dead_letters = Counter(
             "changefeed_dead_lettered", "Records sent to <topic>.dlq.", ["topic"], registry=r
         )
+        self.dead_letter_repeats = Counter(
+            "changefeed_dead_letter_repeats",
+            "Redelivered poison records not dead-lettered again (their source offset is in the DLQ).",
+            ["topic"],
+            registry=r,
+        )
+        self.dead_letter_forms = Counter(
+            "changefeed_dead_letter_forms",
+            "Dead letters by form: as_is, null_value, truncated, bare (payload dropped), lost.",
+            ["topic", "form"],
+            registry=r,
+        )
+        self.flush_waits = Counter(
+            "changefeed_flush_waits",
+            "Flushes still running after the wait threshold (a lock another session holds, mostly).",
+            ["topic"],
+            registry=r,
+        )
         self.flush_seconds = Histogram(
             "changefeed_flush_latency_seconds",
             "One sink flush: rows, enrichment, ledger and offsets in one transaction.",

@@ -19,6 +19,10 @@ from streams.sinks.mapping import TableMapping
 from streams.sinks.offsets import load_offsets_sql
 from streams.sinks.postgres import Steps, schema_steps
 
+WAIT_EVENT_SQL = (
+    "SELECT wait_event_type, wait_event, pg_blocking_pids(pid) FROM pg_stat_activity WHERE pid = %s"
+)
+
 
 async def drive(cur: psycopg.AsyncCursor[Any], steps: Steps | list[Step]) -> FlushResult:
     if isinstance(steps, list):
@@ -112,6 +116,20 @@ class AsyncPostgresSink(SinkCore):
             return unavailable(again, "row isolation")
         msg = f"batch rejected ({exc.sqlstate}) but no single write fails alone: {exc}"
         return SinkUnavailableError(msg)
+
+    async def wait_event(self) -> str | None:
+        """What this sink's session waits on right now (e.g. ``Lock/advisory``), from a second
+        session (its own is busy in the statement that waits); ``None``: not waiting."""
+        if self._conn is None or self._conn.closed:
+            return None
+        pid = self._conn.info.backend_pid
+        async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+            cur = await conn.execute(WAIT_EVENT_SQL, [pid])
+            row = await cur.fetchone()
+        if row is None or row[0] is None:
+            return None
+        holders = f" held by pid {', '.join(map(str, row[2]))}" if row[2] else ""
+        return f"{row[0]}/{row[1]}{holders}"
 
     async def close(self) -> None:
         if self._conn is not None:

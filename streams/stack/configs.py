@@ -11,9 +11,6 @@ from pathlib import Path
 from streams.settings import ConnectSettings, KafkaSettings, RegistrySettings
 from streams.stack.paths import StackPaths
 
-# 8 MiB: the largest record the stack carries end to end (broker, Connect producers, workers).
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-
 
 def render_properties(values: dict[str, str]) -> str:
     """Java .properties text; values are written verbatim (no escaping needed for ours)."""
@@ -48,7 +45,8 @@ def kafka_server_properties(kafka: KafkaSettings, paths: StackPaths) -> dict[str
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "168",
         # Rows with a few MiB of text (JSON, TOASTed columns) must not fail Debezium's task.
-        "message.max.bytes": str(MAX_MESSAGE_BYTES),
+        # KafkaSettings.max_message_bytes: the one value broker, Connect and workers share.
+        "message.max.bytes": str(kafka.max_message_bytes),
     }
 
 
@@ -75,7 +73,7 @@ def connect_worker_properties(
         # Default 300 s keeps a dead worker's tasks unassigned for five minutes.
         "scheduled.rebalance.max.delay.ms": str(connect.scheduled_rebalance_max_delay_ms),
         # Source connectors' producers may send what the broker accepts (message.max.bytes).
-        "producer.max.request.size": str(MAX_MESSAGE_BYTES),
+        "producer.max.request.size": str(kafka.max_message_bytes),
         # Connectors create their own topics with explicit settings (auto creation is off).
         "topic.creation.enable": "true",
         # Secrets come from files/env through config providers, never inline in configs.

@@ -56,8 +56,10 @@ def crafter(settings: Settings) -> Iterator[Crafter]:
 def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def start(app_id: str, schema: str, topics: list[str] | None = None) -> Worker:
-        w = Worker(app_id, schema, tmp_path / f"{app_id}-{len(started)}.log", topics)
+    def start(
+        app_id: str, schema: str, topics: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> Worker:
+        w = Worker(app_id, schema, tmp_path / f"{app_id}-{len(started)}.log", topics, env)
         started.append(w)
         return w
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -16,19 +17,30 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from streams.codecs import AvroDecoder, AvroEncoder
 from streams.codecs.schemas import WriterSchemas
 from streams.codecs.wire import schema_id_of
+from streams.errors import DecodeError
 from streams.registry.client import RegistryClient
 from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 SOURCE_TOPIC = "customers.public.customers"
 SAMPLE_TIMEOUT_S = 120.0
+# Tests produce records up to the broker's limit (poison of several MiB).
+MAX_REQUEST = 9 * 1024 * 1024
 
 
 class Worker:
     """``changefeed worker`` as a real subprocess; ``stop`` sends SIGINT and waits for a clean exit."""
 
-    def __init__(self, app_id: str, schema: str, log: Path, topics: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        app_id: str,
+        schema: str,
+        log: Path,
+        topics: list[str] | None = None,
+        env_extra: dict[str, str] | None = None,
+    ) -> None:
         env = {**os.environ, "CHANGEFEED_WORKER__APP_ID": app_id, "CHANGEFEED_PIPELINE__SINK_SCHEMA": schema}
+        env.update(env_extra or {})
         if topics is not None:
             env["CHANGEFEED_PIPELINE__TOPICS"] = json.dumps(topics)
         self.log = log
@@ -88,46 +100,84 @@ def stored_offsets(conn: psycopg.Connection[Any], schema: str, group: str, topic
     return {int(p): int(o) for p, o in rows}
 
 
-class Crafter:
-    """Re-encodes real captured customers change events with edits (same writer schemas)."""
+def _nullable(field: dict[str, Any]) -> bool:
+    kind = field["type"]
+    return isinstance(kind, list) and "null" in kind
 
-    def __init__(self, settings: Settings) -> None:
+
+def _row_fields(envelope_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The row record's fields of a Debezium envelope schema (defined inline by ``before``,
+    which comes first; ``after`` names it)."""
+    before = next(f for f in envelope_schema["fields"] if f["name"] == "before")
+    record = next(t for t in before["type"] if isinstance(t, dict))
+    fields: list[dict[str, Any]] = record["fields"]
+    return fields
+
+
+class Crafter:
+    """Crafts customers change events with the writer schemas of a real captured one.
+
+    Only the schemas and the required columns come from the sampled event: every nullable column
+    of a crafted row is NULL unless the test sets it, so what the topic happens to hold (after
+    ``make demo``: numerics, large bios, JSON) never leaks into a test's rows or breaks it.
+    """
+
+    def __init__(self, settings: Settings, sample_topic: str = SOURCE_TOPIC) -> None:
         self.registry = RegistryClient(settings.registry.url)
         self.decoder = AvroDecoder(self.registry)
         self.writers = WriterSchemas(self.registry)
-        c = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False)
-        tp = TopicPartition(SOURCE_TOPIC, 0)
-        c.assign([tp])
-        c.seek_to_beginning(tp)
-        sample = None
-        deadline = time.monotonic() + SAMPLE_TIMEOUT_S
-        while sample is None and time.monotonic() < deadline:
-            for r in c.poll(5000).get(tp, []):
-                if r.value is not None and self.decoder.decode(r.value)["op"] in ("c", "r"):
-                    sample = r
-                    break
-        c.close()
-        if sample is None:  # a failed earlier test (migrate, connectors apply) leaves none
-            msg = f"no create/snapshot event on {SOURCE_TOPIC} within {SAMPLE_TIMEOUT_S:.0f} s"
-            raise AssertionError(msg)
+        sample = self._sample(settings, sample_topic)
         self.key_id, self.value_id = schema_id_of(sample.key), schema_id_of(sample.value)
         self.value = self.decoder.decode(sample.value)
+        fields = _row_fields(self.writers.get(self.value_id))
+        self.row = {f["name"]: None if _nullable(f) else self.value["after"][f["name"]] for f in fields}
         self.key_enc = AvroEncoder(self.key_id, self.writers.get(self.key_id))
         self.value_enc = AvroEncoder(self.value_id, self.writers.get(self.value_id))
-        self.producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+        self.producer = KafkaProducer(
+            bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", max_request_size=MAX_REQUEST
+        )
 
-    def message(self, cid: int, lsn: int, op: str = "u", email: str | None = None) -> tuple[bytes, bytes]:
-        """Key and value of a change of customer ``cid`` at position ``lsn``."""
-        v = json.loads(json.dumps(self.value))
-        row = {**v["after"], "id": cid, "email": email or f"c{cid}-{lsn}@it.test"}
+    def _sample(self, settings: Settings, topic: str) -> Any:
+        """The first create/snapshot event on ``topic`` that decodes (poison is skipped)."""
+        c = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False)
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        deadline = time.monotonic() + SAMPLE_TIMEOUT_S
+        try:
+            while time.monotonic() < deadline:
+                for r in c.poll(5000).get(tp, []):
+                    if r.key is not None and r.value is not None and self._is_create(r.value):
+                        return r
+        finally:
+            c.close()
+        # A failed earlier test (migrate, connectors apply) leaves none.
+        msg = f"no create/snapshot event on {topic} within {SAMPLE_TIMEOUT_S:.0f} s"
+        raise AssertionError(msg)
+
+    def _is_create(self, value: bytes) -> bool:
+        try:
+            return self.decoder.decode(value)["op"] in ("c", "r")
+        except (DecodeError, KeyError, TypeError):
+            return False
+
+    def message(
+        self, cid: int, lsn: int, op: str = "u", email: str | None = None, **columns: Any
+    ) -> tuple[bytes, bytes]:
+        """Key and value of a change of customer ``cid`` at position ``lsn`` (``columns``: other
+        row values; every nullable column not given is NULL)."""
+        v = copy.deepcopy(self.value)
+        row = {**self.row, **columns, "id": cid, "email": email or f"c{cid}-{lsn}@it.test"}
         v["op"] = op
         v["before"], v["after"] = (row, None) if op == "d" else (None, row)
         v["source"]["sequence"] = json.dumps([str(lsn), str(lsn)])
         v["source"]["snapshot"] = "false"
         return self.key_enc.encode({"id": cid}), self.value_enc.encode(v)
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        self.producer.send(topic, key=key, value=value).get(30)
+    def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> int:
+        """Produce and wait for the ack; the record's offset."""
+        meta = self.producer.send(topic, key=key, value=value, partition=partition).get(30)
+        return int(meta.offset)
 
     def close(self) -> None:
         self.producer.close(5)

@@ -91,7 +91,6 @@ def test_ports_match_the_settings_defaults_and_stay_on_loopback(compose: dict[st
         "source-postgres": (5432, s.source_postgres.port),
         "sink-postgres": (5432, s.sink_postgres.port),
         "mariadb": (3306, s.source_mariadb.port),
-        "worker": (s.worker.web_port, s.worker.web_port),
     }
     for name, (container, host) in expected.items():
         assert _published(services[name]) == {container: ("127.0.0.1", host)}, name
@@ -184,3 +183,9 @@ def test_source_databases_are_set_up_for_capture(compose: dict[str, Any]) -> Non
         f for f in maria_flags if f.startswith(("--binlog-", "--gtid-", "--log-slave-updates", "--server-id"))
     }
     assert binlog <= set(compose["services"]["mariadb"]["command"])
+
+
+def test_the_worker_healthcheck_probes_a_port_the_worker_listens_on(compose: dict[str, Any]) -> None:
+    """It probed Faust's web port (worker.web_port, 6066), which nothing in the worker opens."""
+    probe = " ".join(compose["services"]["worker"]["healthcheck"]["test"])
+    assert f"'localhost', {_defaults().worker.metrics_port})" in probe

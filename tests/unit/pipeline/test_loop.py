@@ -134,3 +134,57 @@ async def test_backoff_never_retries_poison() -> None:
     with pytest.raises(AvroBodyError):
         await Backoff(FAST, asyncio.Event()).retry("x", poison)
     assert calls == 1
+
+
+class RefusingProducer(FakeProducer):
+    """Refuses the first ``refusals`` sends with ``error`` (a broker or client verdict)."""
+
+    def __init__(self, error: Exception, refusals: int) -> None:
+        super().__init__()
+        self.error, self.refusals, self.values = error, refusals, []
+
+    async def send_and_wait(self, topic: str, **kw: Any) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise self.error
+        self.values.append(kw["value"])
+        await super().send_and_wait(topic, **kw)
+
+
+async def test_a_dead_letter_the_broker_refuses_is_written_bare_not_retried() -> None:
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    p, _ = pipeline([], {0: [AvroBodyError("bad")]})
+    p.producer = RefusingProducer(MessageSizeTooLargeError("too large"), refusals=1)
+    result = await p.process([Rec(0)])
+    assert result.offsets == {("t", 0): 1}
+    ((_, headers),) = p.producer.sent
+    assert p.producer.values == [b""]
+    assert b"MessageSizeTooLargeError" in dict(headers)["cf_payload_dropped"]
+
+
+async def test_a_broker_that_is_down_is_retried_for_the_dead_letter() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    p, _ = pipeline([], {0: [AvroBodyError("bad")]})
+    p.producer = RefusingProducer(KafkaConnectionError("down"), refusals=3)
+    await p.process([Rec(0)])
+    assert p.producer.values == [b"v"]  # as it came, once the broker is back
+
+
+async def test_a_domain_event_over_the_broker_limit_dead_letters_its_record() -> None:
+    from streams.pipeline.publisher import Outgoing
+
+    class Publishing(FakeHandler):
+        def handle(self, r: Rec) -> list[Any]:
+            super().handle(r)
+            return [Outgoing("events", b"k", b"x" * 2000, [])]
+
+    sink = FakeSink([])
+    p = Pipeline(FakeConsumer(), FakeProducer(), sink, Publishing(sink, {}), FAST)  # type: ignore[arg-type]
+    p.max_message_bytes = 1000
+    result = await p.process([Rec(0)])
+    assert result.offsets == {("t", 0): 1}
+    ((topic, headers),) = p.producer.sent
+    assert topic == "t.dlq"
+    assert dict(headers)["cf_error_class"] == b"TransformError"
