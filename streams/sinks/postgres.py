@@ -1,4 +1,4 @@
-"""The PostgreSQL materializer (psycopg 3), sync and async, over the shared ``SinkCore``.
+"""The PostgreSQL materializer's shared parts: connection strings, schema setup, a blocking facade.
 
 One flush = one transaction: the rows of every buffered partition, the conflict ledger entries
 and the consumed offsets commit together or not at all. When the database rejects a row's data
@@ -8,20 +8,17 @@ transaction is rolled back: the caller dead-letters that record, ``drop`` s it a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator, Iterable
 from typing import Any
 
-import psycopg
 from psycopg.conninfo import make_conninfo
 
-from streams.errors import SinkRowError, SinkUnavailableError
 from streams.settings import DatabaseSettings
-from streams.sinks.classify import Failure, classify, unavailable
 from streams.sinks.contract import FlushResult
 from streams.sinks.ddl import control_tables_ddl, mapping_ddl
-from streams.sinks.flush import PARTITION_LOCK_SQL, SinkCore, Step, ddl_lock_keys, flush_steps, write_steps
+from streams.sinks.flush import PARTITION_LOCK_SQL, SinkCore, Step, ddl_lock_keys
 from streams.sinks.mapping import TableMapping
-from streams.sinks.offsets import load_offsets_sql
 
 Steps = Generator[Step, list[Any], FlushResult]
 
@@ -83,106 +80,37 @@ def schema_steps(core: SinkCore, audit: bool) -> Steps:
     return FlushResult()
 
 
-def drive(cur: psycopg.Cursor[Any], steps: Steps | list[Step]) -> FlushResult:
-    """Execute steps on ``cur``, feeding each step's rows back into the plan."""
-    if isinstance(steps, list):
-        for s in steps:
-            cur.execute(s.query, s.params)
-        return FlushResult()
-    try:
-        step = next(steps)
-        while True:
-            cur.execute(step.query, step.params)
-            step = steps.send(cur.fetchall() if step.fetch else [])
-    except StopIteration as done:
-        result: FlushResult = done.value
-        return result
+class PostgresSink:
+    """A blocking facade over ``AsyncPostgresSink`` for scripts, tests and the benchmark.
 
-
-class PostgresSink(SinkCore):
-    """Blocking sink for scripts, tests and thread-based workers."""
+    One implementation, not a twin: the same sink the worker runs, each I/O call driven to
+    completion on a private event loop. Buffering (``add``, ``mark``, ``drop``, ``batch``,
+    ``tables`` …) is the async sink's own synchronous code, reached through attribute delegation.
+    """
 
     def __init__(
         self, conninfo: str, mappings: Iterable[TableMapping], consumer_group: str, **kw: Any
     ) -> None:
-        super().__init__(mappings, consumer_group, **kw)
-        self.conninfo = conninfo
-        self._conn: psycopg.Connection[Any] | None = None
+        from streams.sinks.postgres_async import AsyncPostgresSink  # it imports schema_steps from here
 
-    def connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            try:
-                self._conn = psycopg.connect(self.conninfo)
-            except psycopg.Error as exc:
-                raise unavailable(exc, "connect") from exc
-        return self._conn
+        self.sink = AsyncPostgresSink(conninfo, mappings, consumer_group, **kw)
+        self._loop = asyncio.new_event_loop()
 
-    def _run(self, steps: Steps | list[Step]) -> FlushResult:
-        conn = self.connection()
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                return drive(cur, steps)
-        except psycopg.Error as exc:
-            if classify(exc) is Failure.TRANSIENT:
-                self.close()  # the connection may be broken; reconnect on the next call
-            raise
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sink, name)
 
     def ensure_schema(self, audit: bool = False) -> None:
         """Create control and materialized tables if missing (idempotent)."""
-        try:
-            self._run(schema_steps(self, audit))
-        except psycopg.Error as exc:
-            raise unavailable(exc, "schema setup") from exc
+        self._loop.run_until_complete(self.sink.ensure_schema(audit))
 
     def assign(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
-        """Load the sink's stored offsets for newly assigned partitions: where to seek to."""
-        try:
-            rows = self.connection().execute(
-                load_offsets_sql(self.control_schema), [self.consumer_group, topic]
-            )
-            stored = {int(p): int(o) for p, o in rows.fetchall()}
-            self.connection().rollback()
-        except psycopg.Error as exc:
-            raise unavailable(exc, "offset load") from exc
-        wanted = set(partitions)
-        found = {p: o for p, o in stored.items() if p in wanted}
-        self.applied_offsets.update({(topic, p): o for p, o in found.items()})
-        return found
+        """The sink's stored offsets for newly assigned partitions: where to seek to."""
+        return self._loop.run_until_complete(self.sink.assign(topic, partitions))
 
     def flush(self) -> FlushResult:
         """Commit rows, ledger and offsets together; raise without committing anything."""
-        try:
-            result = self._run(
-                flush_steps(self.batch, self.consumer_group, self.control_schema, self.tables, self.moved)
-            )
-        except psycopg.Error as exc:
-            if classify(exc) is Failure.ROW:
-                raise self._isolate(exc) from exc
-            raise unavailable(exc, "flush") from exc
-        return self.committed(result)
-
-    def _isolate(self, exc: psycopg.Error) -> Exception:
-        """Find the first write whose data the database rejects, each in its own savepoint."""
-        conn = self.connection()
-        try:
-            with conn.transaction(force_rollback=True), conn.cursor() as cur:
-                for (_, hard, keep), writes in self.batch.groups().items():
-                    for w in writes:
-                        try:
-                            with conn.transaction():
-                                s = write_steps([w], hard, keep)
-                                cur.execute(s.query, s.params)
-                        except psycopg.Error as row_exc:
-                            if classify(row_exc) is Failure.ROW:
-                                msg = f"{type(row_exc).__name__}: {row_exc}"
-                                return SinkRowError(msg, w.event.origin, w.key, row_exc.sqlstate)
-                            raise
-        except psycopg.Error as again:
-            return unavailable(again, "row isolation")
-        msg = f"batch rejected ({exc.sqlstate}) but no single write fails alone: {exc}"
-        return SinkUnavailableError(msg)
+        return self._loop.run_until_complete(self.sink.flush())
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._loop.run_until_complete(self.sink.close())
+        self._loop.close()

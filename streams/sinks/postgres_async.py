@@ -1,7 +1,12 @@
-"""The asyncio twin of ``PostgresSink`` for Faust agents: same plan, same transaction rules.
+"""The PostgreSQL materializer (psycopg 3, asyncio) the worker runs, over ``SinkCore``.
 
-A blocking flush inside an agent would stall the event loop (and aiokafka's heartbeats), so
-agents use this class; everything but the I/O lives in ``SinkCore`` and ``flush_steps``.
+A blocking flush would stall the worker's event loop (and aiokafka's heartbeats), so the I/O is
+async; everything but the I/O lives in ``SinkCore`` and ``flush_steps``. One flush = one
+transaction: the rows of every buffered partition, the conflict ledger entries and the consumed
+offsets commit together or not at all. When the database rejects a row's data (SQLSTATE 22/23)
+the batch is replayed one write per savepoint to name the record, and the transaction is rolled
+back: the caller dead-letters that record, ``drop`` s it and flushes again. Scripts and tests use
+the blocking facade ``PostgresSink`` over this same class.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from streams.demo.project.customers import TOPIC as CUSTOMERS_EVENTS
 
+from streams.demo.project.customers import TOPIC as CUSTOMERS_EVENTS
 from streams.pipeline.deadletter import record_size
 from streams.settings import Settings
 from streams.sinks import conninfo_from

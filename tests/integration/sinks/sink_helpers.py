@@ -60,3 +60,14 @@ def audit_count(db: psycopg.Connection[Any], schema: str) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def drive(cur: psycopg.Cursor[Any], steps: Any) -> Any:
+    """Run a flush plan on ``cur`` inside the caller's open transaction (to hold it uncommitted)."""
+    try:
+        step = next(steps)
+        while True:
+            cur.execute(step.query, step.params)
+            step = steps.send(cur.fetchall() if step.fetch else [])
+    except StopIteration as done:
+        return done.value

@@ -16,8 +16,7 @@ import pytest
 
 from streams.sinks import FlushResult, PostgresSink
 from streams.sinks.flush import flush_steps
-from streams.sinks.postgres import drive
-from tests.integration.sinks.sink_helpers import customers, event, regressions, rows
+from tests.integration.sinks.sink_helpers import customers, drive, event, regressions, rows
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[Any]

@@ -22,8 +22,7 @@ from streams.demo.project import shipping_mappings
 from streams.sinks import FlushResult, PostgresSink
 from streams.sinks import flush as flush_module
 from streams.sinks.flush import flush_steps
-from streams.sinks.postgres import drive
-from tests.integration.sinks.sink_helpers import event
+from tests.integration.sinks.sink_helpers import drive, event
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[Any]

@@ -7,8 +7,8 @@ import uuid
 
 import psycopg
 import pytest
-from streams.demo.project import shipping_sink
 
+from streams.demo.project import shipping_sink
 from streams.settings import Settings
 from streams.sinks import conninfo_from
 
