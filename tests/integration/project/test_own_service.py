@@ -25,6 +25,7 @@ import pytest
 
 from streams.settings import Settings
 from streams.sinks import conninfo_from
+from streams.verify import connections
 from tests.polling import poll
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,27 +35,14 @@ BIG = "ünïcødé 🚀 " * 1500  # ~16 KiB: PostgreSQL TOASTs it
 
 
 def _pg(settings: Settings) -> psycopg.Connection[Any]:
-    db = settings.source_postgres
-    return psycopg.connect(
-        host=db.host,
-        port=db.port,
-        user=db.user,
-        password=db.password.get_secret_value(),
-        dbname=db.database,
-        autocommit=True,
-    )
+    """The source PostgreSQL's admin login (what a service owner runs migrations with)."""
+    return psycopg.connect(conninfo_from(settings.source_postgres), autocommit=True)
 
 
 def _maria(settings: Settings) -> pymysql.Connection[Any]:
-    db = settings.source_mariadb
-    return pymysql.connect(
-        host=db.host,
-        port=db.port,
-        user=db.user,
-        password=db.password.get_secret_value(),
-        database=db.database,
-        autocommit=True,
-    )
+    conn = connections.mariadb(settings.source_mariadb)
+    conn.autocommit(True)
+    return conn
 
 
 def _run(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
