@@ -122,14 +122,16 @@ def capture(settings: Settings, source: Source, registry_url: str, setup: Sequen
     for dropped in ("key.converter.schemas.enable", "value.converter.schemas.enable"):
         config.pop(dropped, None)
     with _database(settings, source) as execute, ConnectClient(settings.connect.url) as connect:
-        for statement in setup:
-            execute(statement.format(table=name))
-        consumer = _consumer(settings, topic)
-        try:
+        consumer: KafkaConsumer | None = None
+        try:  # a failing setup statement still leaves nothing behind
+            for statement in setup:
+                execute(statement.format(table=name))
+            consumer = _consumer(settings, topic)
             connect.put_config(name, config)
             yield Capture(name, topic, execute, connect, consumer)
         finally:
-            consumer.close()
+            if consumer is not None:
+                consumer.close()
             _remove_connector(connect, name)
             if source == "postgres":
                 _drop_slot_and_publication(settings, name)
