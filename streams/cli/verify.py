@@ -24,6 +24,7 @@ from streams.verify import (
     verify_once,
     verify_wait,
 )
+from streams.verify.advice import captures_of, not_compared_lines, recovery_lines
 from streams.verify.lag import applied_positions, topics_for
 from streams.verify.report import divergence_lines, lag_table, results_table, round_line
 
@@ -96,6 +97,11 @@ def verify(
     out.print(results_table(results))
     for line in divergence_lines(results, limit):
         out.print(line, markup=False)
+    for line in not_compared_lines(results):  # a dropped source column: said, never silent
+        out.print(line, markup=False, style="yellow")
+    owners = captures_of(settings, [r.source for r in results if r.source and not r.ok])
+    for line in recovery_lines(results, owners):
+        out.print(line, markup=False, style="yellow")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 

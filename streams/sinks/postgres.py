@@ -152,7 +152,9 @@ class PostgresSink(SinkCore):
     def flush(self) -> FlushResult:
         """Commit rows, ledger and offsets together; raise without committing anything."""
         try:
-            result = self._run(flush_steps(self.batch, self.consumer_group, self.control_schema, self.tables))
+            result = self._run(
+                flush_steps(self.batch, self.consumer_group, self.control_schema, self.tables, self.pending)
+            )
         except psycopg.Error as exc:
             if classify(exc) is Failure.ROW:
                 raise self._isolate(exc) from exc

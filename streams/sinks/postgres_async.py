@@ -85,7 +85,7 @@ class AsyncPostgresSink(SinkCore):
     async def flush(self) -> FlushResult:
         try:
             result = await self._run(
-                flush_steps(self.batch, self.consumer_group, self.control_schema, self.tables)
+                flush_steps(self.batch, self.consumer_group, self.control_schema, self.tables, self.pending)
             )
         except psycopg.Error as exc:
             if classify(exc) is Failure.ROW:
