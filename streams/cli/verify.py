@@ -98,10 +98,10 @@ def verify(
     for line in divergence_lines(results, limit):
         out.print(line, markup=False)
     for line in not_compared_lines(results):  # a dropped source column: said, never silent
-        out.print(line, markup=False, style="yellow")
+        out.print(line, markup=False, style="yellow", soft_wrap=True)
     owners = captures_of(settings, [r.source for r in results if r.source and not r.ok])
-    for line in recovery_lines(results, owners):
-        out.print(line, markup=False, style="yellow")
+    for line in recovery_lines(results, owners):  # unwrapped: the command must copy whole
+        out.print(line, markup=False, style="yellow", soft_wrap=True)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 

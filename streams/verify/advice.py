@@ -73,7 +73,15 @@ def recovery_lines(results: Sequence[TableResult], owners: Mapping[str, Capture]
         if r.error is not None or (r.missing == 0 and r.divergent == 0) or not r.source:
             continue
         capture = owners.get(r.source)
-        what = f"{r.missing} row(s) missing" if r.missing else f"{r.divergent} row(s) different"
+        different = r.divergent - r.missing
+        what = ", ".join(
+            part
+            for part in (
+                f"{r.missing} row(s) missing" if r.missing else "",
+                f"{different} row(s) different or extra" if different else "",
+            )
+            if part
+        )
         if capture is None:
             lines.append(f"{r.table}: {what}; no connector file captures {r.source}")
             continue

@@ -114,6 +114,8 @@ class ScratchProject:
                 pg.execute(f'CREATE TABLE "{s}"."{table}" ({columns})')
             pg.execute(f'GRANT USAGE ON SCHEMA "{s}" TO debezium_customers')
             pg.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{s}" TO debezium_customers')
+            # Incremental snapshots write open/close watermarks into the signal table.
+            pg.execute(f'GRANT INSERT ON "{s}".{SIGNAL} TO debezium_customers')
             listed = ", ".join(f'"{s}"."{t}"' for t in [*ddl, SIGNAL])
             pg.execute(f"CREATE PUBLICATION {self.publication} FOR TABLE {listed}")
         config = {

@@ -189,3 +189,84 @@ def test_truncate_is_applied_per_delete_policy_or_ignored_loudly(project: Scratc
         "verify", "--wait", "60", "--sink-schema", p.sink_schema, CHANGEFEED_PROJECT__TABLES=str(verify_only)
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+TRANSFORM = '''\
+"""Like the demo's customers transform: a person without an email is poison."""
+from streams.project import HandlerRegistry, Op, TransformError
+
+
+def people_events(change):
+    if change.tombstone or change.op in (Op.DELETE, Op.TRUNCATE):
+        return []
+    after = change.after or {{}}
+    if not isinstance(after.get("email"), str):
+        raise TransformError(f"person {{after.get('id')}} without an email at {{change.origin}}")
+    return []
+
+
+def register(registry: HandlerRegistry) -> None:
+    registry.table("{table}", people_events)
+'''
+RENAMED_TABLES = """\
+transforms = ["people_events"]
+
+[[tables]]
+source = "{s}.people"
+sink = "people"
+key = ["id"]
+include = ["id", "email", "note"]
+columns.id = {{ type = "bigint" }}
+columns.email = {{ type = "text" }}
+columns.note = {{ type = "text" }}
+"""
+
+
+def test_renamed_column_fails_loudly_and_verify_leads_back_to_equal(project: ScratchProject) -> None:
+    """E3: RENAME COLUMN of a mapped column under BACKWARD, then back; the recovery README
+    *Troubleshooting* documents, exactly as run here."""
+    p = project
+    s = p.pg_schema
+    p.pg_tables({"people": "id bigint PRIMARY KEY, email text NOT NULL, note text"})
+    (p.folder / "people_events.py").write_text(TRANSFORM.format(table=f"{s}.people"))
+    p.tables_file(RENAMED_TABLES.format(s=s))
+    with p.pg() as pg:
+        for i in range(1, 6):
+            pg.execute(f'INSERT INTO "{s}".people VALUES (%s, %s, %s)', [i, f"p{i}@x.test", "before"])
+    p.start()
+    verified = p.run("verify", "--wait", "120", "--sink-schema", p.sink_schema)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    # Renamed: the registry refuses the new value schema under BACKWARD and the task fails.
+    with p.pg() as pg:
+        pg.execute(f'ALTER TABLE "{s}".people RENAME COLUMN email TO email_address')
+        for i in range(6, 11):
+            pg.execute(f'INSERT INTO "{s}".people VALUES (%s, %s, %s)', [i, f"p{i}@x.test", "renamed"])
+        pg.execute(f"UPDATE \"{s}\".people SET note = 'renamed' WHERE id <= 2")
+    poll(lambda: "FAILED" in p.connector_state(p.pg_connector), 120, "the connector task to fail")
+    # Renamed back, the task restarted: what was captured in between has no `email` field.
+    with p.pg() as pg:
+        pg.execute(f'ALTER TABLE "{s}".people RENAME COLUMN email_address TO email')
+        pg.execute(f"INSERT INTO \"{s}\".people VALUES (11, 'p11@x.test', 'after')")
+    restarted = p.run("connectors", "restart", p.pg_connector)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    poll(lambda: [r[0] for r in p.sink_rows("people", "id", "id = 11")] == [11], 120, "the row after")
+    missing = p.run("verify", "--sink-schema", p.sink_schema)
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    hint = f"changefeed connectors snapshot {p.pg_connector} {s}.people"
+    assert hint in missing.stdout, missing.stdout  # verify proposes the way back
+    topic = f"{p.pg_prefix}.{s}.people"
+    letters = p.run("dlq", "show", topic)  # why they are missing: the transform's dead letters
+    assert letters.stdout.count("TransformError") == 7, letters.stdout
+
+    # The recovery: re-read the table from the source, then verify.
+    snapshot = p.run(*hint.split()[1:])
+    assert snapshot.returncode == 0, snapshot.stdout + snapshot.stderr
+    verified = p.run("verify", "--wait", "120", "--sink-schema", p.sink_schema)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert p.sink_rows("people", "id, email, note") == [
+        *((i, f"p{i}@x.test", "renamed") for i in (1, 2)),
+        *((i, f"p{i}@x.test", "before") for i in (3, 4, 5)),
+        *((i, f"p{i}@x.test", "renamed") for i in range(6, 11)),
+        (11, "p11@x.test", "after"),
+    ]
