@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from streams.cdc.topics import table_topic
 from streams.connect.definitions import load_definitions, template_variables
@@ -70,15 +71,17 @@ def recovery_lines(results: Sequence[TableResult], owners: Mapping[str, Capture]
     """For each table with rows missing or different: how to re-read it from the source."""
     lines = []
     for r in results:
-        if r.error is not None or (r.missing == 0 and r.divergent == 0) or not r.source:
+        different = r.divergent - r.missing - r.extra
+        # Only rows the source has help a re-read; extra rows (a missed delete, an ignored
+        # truncate) are not brought back by a snapshot.
+        if r.error is not None or (r.missing == 0 and different == 0) or not r.source:
             continue
         capture = owners.get(r.source)
-        different = r.divergent - r.missing
         what = ", ".join(
             part
             for part in (
                 f"{r.missing} row(s) missing" if r.missing else "",
-                f"{different} row(s) different or extra" if different else "",
+                f"{different} row(s) different" if different else "",
             )
             if part
         )
@@ -92,3 +95,20 @@ def recovery_lines(results: Sequence[TableResult], owners: Mapping[str, Capture]
             f" {capture.connector} {r.source}`, then `changefeed verify --wait 120`"
         )
     return lines
+
+
+def ignored_truncate_lines(results: Sequence[TableResult], ignored: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Tables that keep rows on purpose (``truncate = "ignore"``): why they have rows the source lacks.
+
+    ``ignored``: ``truncate_ignored`` rows of the notice ledger (``notices.load_notices``).
+    """
+    by_table: dict[str, int] = {}
+    for n in ignored:
+        table = str(n["sink_table"]).rpartition(".")[2]
+        by_table[table] = by_table.get(table, 0) + 1
+    return [
+        f'{r.table}: {by_table[r.table]} source TRUNCATE(s) ignored on purpose (truncate = "ignore");'
+        " rows the source no longer has are kept (changefeed_source_notices)"
+        for r in results
+        if not r.ok and r.table in by_table
+    ]

@@ -51,6 +51,7 @@ class TableResult:
     bad_chunks: int = 0
     divergent: int = 0  # all divergent keys found (may exceed len(keys))
     missing: int = 0  # of those, keys the source has and the sink does not
+    extra: int = 0  # of those, keys the sink has and the source does not
     keys: list[DivergentKey] = field(default_factory=list)  # at most ``limit``
     derived: tuple[str, ...] = ()  # mapped sink columns whose source column is gone: not compared
     source: str = ""  # the source table (schema.table or database.table)
@@ -116,6 +117,7 @@ def compare_table(
         for key, kind in diff_keys(source.key_hashes(low, high), sink.key_hashes(low, high)):
             result.divergent += 1
             result.missing += kind is Divergence.MISSING
+            result.extra += kind is Divergence.EXTRA
             if len(result.keys) >= limit:
                 continue
             columns: tuple[str, ...] = ()

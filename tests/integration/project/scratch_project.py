@@ -23,6 +23,7 @@ import pymysql
 
 from streams.settings import Settings
 from streams.sinks import conninfo_from
+from streams.stack.smoke import delete_topics
 from tests.polling import poll
 
 REPO = Path(__file__).resolve().parents[3]
@@ -275,3 +276,15 @@ class ScratchProject:
         conn.close()
         with self.sink() as sink:
             sink.execute(f'DROP SCHEMA IF EXISTS "{self.sink_schema}" CASCADE')
+        delete_topics(self.settings, self.topics())
+
+    def topics(self) -> list[str]:
+        """This project's change, dead-letter and schema-history topics."""
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap_servers)
+        try:
+            names = consumer.topics()
+        finally:
+            consumer.close()
+        return sorted(t for t in names if t.startswith((f"{self.pg_prefix}.", f"{self.maria_prefix}.")))

@@ -189,6 +189,11 @@ def test_truncate_is_applied_per_delete_policy_or_ignored_loudly(project: Scratc
         "verify", "--wait", "60", "--sink-schema", p.sink_schema, CHANGEFEED_PROJECT__TABLES=str(verify_only)
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # With the ignoring table too, verify says why it keeps rows the source no longer has.
+    full = p.run("verify", "--sink-schema", p.sink_schema)
+    assert full.returncode == 1, full.stdout + full.stderr
+    assert 'kept: 1 source TRUNCATE(s) ignored on purpose (truncate = "ignore")' in full.stdout, full.stdout
+    assert "connectors snapshot" not in full.stdout  # a re-read would not remove kept rows
 
 
 TRANSFORM = '''\

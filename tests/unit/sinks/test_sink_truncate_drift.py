@@ -14,7 +14,7 @@ from streams.sinks import TableMapping
 from streams.sinks.flush import SinkCore, flush_steps
 from streams.sinks.mapping import DeletePolicy, TruncatePolicy
 from streams.sinks.truncate import truncate_sql
-from streams.verify.advice import Capture, not_compared_lines, recovery_lines
+from streams.verify.advice import Capture, ignored_truncate_lines, not_compared_lines, recovery_lines
 from streams.verify.compare import TableResult
 from tests.unit.sinks.sink_events import pg_event
 
@@ -102,6 +102,11 @@ def test_verify_names_columns_it_cannot_compare_and_the_way_back() -> None:
     ]
     missing = TableResult("people", divergent=7, missing=5, source="s.people")
     [line] = recovery_lines([missing, dropped], {"s.people": Capture("pg", "pg.s.people")})
-    assert "5 row(s) missing, 2 row(s) different or extra" in line
+    assert "5 row(s) missing, 2 row(s) different" in line
     assert "`changefeed connectors snapshot pg s.people`" in line
     assert "`changefeed dlq show pg.s.people`" in line
+    extra_only = TableResult("kept", divergent=3, extra=3, source="s.kept")
+    assert recovery_lines([extra_only], {"s.kept": Capture("pg", "pg.s.kept")}) == []
+    notices = [{"sink_table": "sch.kept", "kind": "truncate_ignored"}]
+    [why] = ignored_truncate_lines([extra_only], notices)
+    assert why.startswith('kept: 1 source TRUNCATE(s) ignored on purpose (truncate = "ignore")')
