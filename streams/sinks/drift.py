@@ -28,6 +28,9 @@ class MissingColumns:
     def __init__(self) -> None:
         self._by_schema: dict[tuple[TableMapping, Any], tuple[str, ...]] = {}
         self._noticed: set[tuple[str, str]] = set()  # (sink table, source column): ledgered once
+        self._last_mapping: TableMapping | None = None
+        self._last_fields: Mapping[str, Any] | None = None
+        self._last: tuple[str, ...] = ()
 
     def check(
         self, mapping: TableMapping, event: ChangeEvent, fields: Mapping[str, Any] | None
@@ -35,6 +38,8 @@ class MissingColumns:
         """Source names of the mapped value columns this event's writer schema lacks."""
         if event.op is Op.DELETE or event.op is Op.TRUNCATE:
             return ()  # a delete writes no values; its before image may be the key alone
+        if fields is not None and fields is self._last_fields and mapping is self._last_mapping:
+            return self._last  # the hot path: the same table and writer schema as the event before
         if fields is not None:
             slot: Any = id(fields)
             present: Any = fields
@@ -59,6 +64,8 @@ class MissingColumns:
                     mapping.sink_table,
                     col.name,
                 )
+        if fields is not None:
+            self._last_mapping, self._last_fields, self._last = mapping, fields, cached
         return cached
 
     def notices(self, mapping: TableMapping, event: ChangeEvent, missing: tuple[str, ...]) -> list[Notice]:
