@@ -15,6 +15,7 @@ from streams.errors import ConfigError
 from streams.project import load_project
 from streams.settings import Settings
 from streams.sinks.mapping import TableMapping
+from streams.sinks.notices import TRUNCATE_IGNORED, load_notices
 from streams.verify import (
     VerifyOptions,
     connections,
@@ -24,6 +25,7 @@ from streams.verify import (
     verify_once,
     verify_wait,
 )
+from streams.verify.advice import captures_of, ignored_truncate_lines, not_compared_lines, recovery_lines
 from streams.verify.lag import applied_positions, topics_for
 from streams.verify.report import divergence_lines, lag_table, results_table, round_line
 
@@ -93,9 +95,17 @@ def verify(
                 wait,
                 on_round,  # type: ignore[arg-type]  # list[TableResult]
             )
+        ignored = load_notices(dbs.sink, sink_schema, TRUNCATE_IGNORED)  # why rows were kept
     out.print(results_table(results))
     for line in divergence_lines(results, limit):
         out.print(line, markup=False)
+    for line in not_compared_lines(results):  # a dropped source column: said, never silent
+        out.print(line, markup=False, style="yellow", soft_wrap=True)
+    owners = captures_of(settings, [r.source for r in results if r.source and not r.ok])
+    for line in recovery_lines(results, owners):  # unwrapped: the command must copy whole
+        out.print(line, markup=False, style="yellow", soft_wrap=True)
+    for line in ignored_truncate_lines(results, ignored):
+        out.print(line, markup=False, style="yellow", soft_wrap=True)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 

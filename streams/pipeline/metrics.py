@@ -58,6 +58,26 @@ class PipelineMetrics:
             ["topic"],
             registry=r,
         )
+        self.missing_columns = Counter(
+            "changefeed_source_column_missing",
+            "Events whose writer schema lacked a mapped column (dropped or renamed at the source);"
+            " the sink kept the stored value.",
+            ["table", "column"],
+            registry=r,
+        )
+        self.truncates = Counter(
+            "changefeed_truncates",
+            "Source TRUNCATEs, by what the sink did: applied (rows removed per the delete policy) or"
+            " ignored (the table says truncate = ignore).",
+            ["table", "action"],
+            registry=r,
+        )
+        self.truncated_rows = Counter(
+            "changefeed_truncated_rows",
+            "Sink rows a source TRUNCATE removed or soft-deleted.",
+            ["table"],
+            registry=r,
+        )
         self.flush_seconds = Histogram(
             "changefeed_flush_latency_seconds",
             "One sink flush: rows, enrichment, ledger and offsets in one transaction.",
@@ -78,6 +98,11 @@ class PipelineMetrics:
             self.conflicts.labels(table=c.sink_table, reason=c.reason).inc()
         for table, n in sent.items():
             self.applied.labels(table=table).inc(max(0, n - refused[table]))
+        for (table, column), n in result.missing.items():
+            self.missing_columns.labels(table=table, column=column).inc(n)
+        for table, action, rows in result.truncates:
+            self.truncates.labels(table=table, action=action).inc()
+            self.truncated_rows.labels(table=table).inc(rows)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> bool:
         """Start the scrape endpoint; a taken port (a second worker on this host) only warns."""

@@ -86,6 +86,7 @@ class ProjectTables:
             key=tuple(spec.key) or tuple(spec.sink_name(k) for k in key),
             delete_policy=spec.delete,
             conflict_policy=spec.conflict,
+            truncate=spec.truncate,
             lookups=self._lookups[spec.source],
         )
 

@@ -12,6 +12,7 @@ materializes, verifies, measures for lag or prunes comes from this file::
     key = ["customer_id"]                  # sink key columns; default: the Kafka key's fields
     delete = "hard"                        # hard | soft
     conflict = "discard_stale"             # discard_stale | last_writer_wins | reject_and_alert
+    truncate = "apply"                     # apply | ignore (a source TRUNCATE; ignore warns)
     include = ["id", "email"]              # optional: only these source columns (default: all)
     exclude = ["password_hash"]            # optional: all but these
     columns.id = { name = "customer_id", type = "bigint" }   # optional: rename / override a type
@@ -35,7 +36,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from streams.errors import ConfigError
-from streams.sinks.mapping import ConflictPolicy, DeletePolicy
+from streams.sinks.mapping import ConflictPolicy, DeletePolicy, TruncatePolicy
 
 
 class _Model(BaseModel):
@@ -74,6 +75,7 @@ class TableSpec(_Model):
     key: tuple[str, ...] = ()
     delete: DeletePolicy = DeletePolicy.HARD
     conflict: ConflictPolicy = ConflictPolicy.DISCARD_STALE
+    truncate: TruncatePolicy = TruncatePolicy.APPLY
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     columns: dict[str, ColumnSpec] = {}

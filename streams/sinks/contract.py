@@ -39,6 +39,9 @@ class FlushResult:
     superseded: int = 0  # dropped inside the batch by a newer event of the same key
     written: dict[str, int] = field(default_factory=dict)  # sink table -> de-duplicated writes sent
     conflicts: list[Conflict] = field(default_factory=list)
+    # (sink table, source column) -> events whose writer schema lacked that mapped column
+    missing: dict[tuple[str, str], int] = field(default_factory=dict)
+    truncates: list[tuple[str, str, int]] = field(default_factory=list)  # (sink table, applied|ignored, rows)
 
     @property
     def stale(self) -> int:

@@ -19,6 +19,7 @@ from streams.sinks.mapping import Column, DeletePolicy, TableMapping
 OFFSETS_TABLE = "changefeed_offsets"
 CONFLICTS_TABLE = "changefeed_conflicts"
 AUDIT_TABLE = "changefeed_audit"
+NOTICES_TABLE = "changefeed_source_notices"
 AUDIT_FUNCTION = "changefeed_audit_row"
 POSITION, DELETED_AT = "_cf_position", "_cf_deleted_at"
 
@@ -75,8 +76,33 @@ def added_columns_ddl(m: TableMapping) -> list[sql.Composed]:
     ]
 
 
+def notices_ddl(schema: str) -> list[sql.Composed]:
+    """The source-notice ledger (``streams.sinks.notices``): one row per mapped column a writer
+    schema lacks (per sink table and column, the first time) and per truncate (applied or
+    ignored, per sink table and position). The partial unique indexes make redeliveries no-ops."""
+    t = ident(schema, NOTICES_TABLE)
+    return [
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, sink_table text NOT NULL,"
+            " source_table text NOT NULL, kind text NOT NULL, source_column text, rows bigint,"
+            " position bytea NOT NULL, topic text NOT NULL, partition integer NOT NULL,"
+            " kafka_offset bigint NOT NULL, detail text NOT NULL DEFAULT '',"
+            " at timestamptz NOT NULL DEFAULT now())"
+        ).format(t),
+        sql.SQL(
+            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (sink_table, source_column)"
+            " WHERE kind = 'column_missing'"
+        ).format(ident(NOTICES_TABLE + "_column"), t),
+        sql.SQL(
+            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (sink_table, kind, position)"
+            " WHERE kind <> 'column_missing'"
+        ).format(ident(NOTICES_TABLE + "_position"), t),
+    ]
+
+
 def control_tables_ddl(schema: str) -> list[sql.Composed]:
-    """Offsets stored with the rows, the conflict ledger and the position audit log."""
+    """Offsets stored with the rows, the conflict ledger, the position audit log and the
+    source-notice ledger."""
     return [
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (consumer_group text NOT NULL, topic text NOT NULL,"
@@ -111,6 +137,7 @@ def control_tables_ddl(schema: str) -> list[sql.Composed]:
             "  RETURN NULL;\n"
             "END $fn$"
         ).format(fn=ident(schema, AUDIT_FUNCTION), audit=ident(schema, AUDIT_TABLE)),
+        *notices_ddl(schema),
     ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
@@ -21,14 +21,33 @@ from streams.sinks.batch import group as statement_groups
 from streams.sinks.carry import MovedRows, carry_steps, check_inserted
 from streams.sinks.contract import FlushResult
 from streams.sinks.ddl import mapping_ddl
+from streams.sinks.drift import MissingColumns
 from streams.sinks.ledger import ledger_params, ledger_sql, record_outcomes
 from streams.sinks.lookup import lock_keys, lookup_sql
-from streams.sinks.mapping import ConflictPolicy, TableMapping
+from streams.sinks.mapping import ConflictPolicy, TableMapping, TruncatePolicy
+from streams.sinks.notices import Notice, notices_params, notices_sql
 from streams.sinks.offsets import store_offsets_params, store_offsets_sql
 from streams.sinks.statements import hard_delete_sql, stored_sql, upsert_sql
 from streams.sinks.tables import Resolver, SinkTables
+from streams.sinks.truncate import Truncate, truncate_params, truncate_sql
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pending:
+    """Table-level work buffered beside the batch's rows: truncates, ledger notices, and counts of
+    events whose writer schema lacked a mapped column. Committed (or retried) with the batch."""
+
+    truncates: list[Truncate] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    missing: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def discard_partition(self, topic: str, partition: int) -> None:
+        """A revoked partition's truncates are redone by its new owner (offsets not stored)."""
+        self.truncates = [
+            t for t in self.truncates if (t.event.topic, t.event.partition) != (topic, partition)
+        ]
 
 
 @dataclass(frozen=True)
@@ -103,12 +122,15 @@ def ddl_lock_keys(mappings: Iterable[TableMapping]) -> list[str]:
     return [f"changefeed\x1f{m.sink_schema}\x1fddl\x1f{m.sink_table}" for m in mappings]
 
 
-def lookup_targets(batch: Batch, tables: SinkTables | None) -> list[TableMapping]:
-    """Targets whose copied columns this batch may change: written, or a table they look up was."""
+def lookup_targets(
+    batch: Batch, tables: SinkTables | None, truncated: Iterable[TableMapping] = ()
+) -> list[TableMapping]:
+    """Targets whose copied columns this batch may change: written, or a table they look up was
+    (written or truncated)."""
     if tables is None:
         return []
     out: dict[tuple[str, str], TableMapping] = {}
-    for m in {w.mapping for w in batch.writes}:
+    for m in {w.mapping for w in batch.writes} | set(truncated):
         for t in [m, *tables.targets_of(m)]:
             current = tables.by_sink(t.sink_schema, t.sink_table)
             if current is not None and current.lookups:
@@ -116,8 +138,11 @@ def lookup_targets(batch: Batch, tables: SinkTables | None) -> list[TableMapping
     return [out[k] for k in sorted(out)]
 
 
-def lookup_steps(batch: Batch, target: TableMapping) -> Generator[Step, list[Any], None]:
-    """Refresh the copied columns of every target row the batch touched, on either side."""
+def lookup_steps(
+    batch: Batch, target: TableMapping, removed: Mapping[tuple[str, str], set[Any]] | None = None
+) -> Generator[Step, list[Any], None]:
+    """Refresh the copied columns of every target row the batch touched, on either side
+    (``removed``: keys a truncate removed, by sink schema and table)."""
     key = target.key_columns[0]
     own = sorted({w.key[0] for w in batch.writes if w.mapping.sink_table == target.sink_table}, key=str)
     for lk in target.lookups:
@@ -128,6 +153,7 @@ def lookup_steps(batch: Batch, target: TableMapping) -> Generator[Step, list[Any
             for w in batch.writes
             if w.mapping.sink_schema == target.sink_schema and w.mapping.sink_table == lk.table
         }
+        looked |= (removed or {}).get((target.sink_schema, lk.table), set())
         if not own and not looked:
             continue
         query = lookup_sql(target.sink_schema, target.sink_table, key.name, key.type, on.type, lk)
@@ -147,14 +173,36 @@ def carried(batch: Batch, moved: MovedRows | None = None) -> Generator[Step, lis
         return newest
 
 
+def truncate_steps(
+    truncates: Sequence[Truncate], result: FlushResult, notices: list[Notice]
+) -> Generator[Step, list[Any], dict[tuple[str, str], set[Any]]]:
+    """Each truncate in position order, after the batch's writes; the keys each one removed."""
+    removed: dict[tuple[str, str], set[Any]] = {}
+    for t in sorted(truncates, key=lambda t: t.position):
+        m = t.mapping
+        rows = yield Step(truncate_sql(m), truncate_params(t), fetch=True)
+        if len(m.key) == 1:  # lookups join on a single-column key
+            removed.setdefault((m.sink_schema, m.sink_table), set()).update(r[0] for r in rows)
+        result.truncates.append((f"{m.sink_schema}.{m.sink_table}", "applied", len(rows)))
+        notices.append(t.notice(applied=True, rows=len(rows)))
+    return removed
+
+
 def flush_steps(
-    batch: Batch, group: str, schema: str, tables: SinkTables | None = None, moved: MovedRows | None = None
+    batch: Batch,
+    group: str,
+    schema: str,
+    tables: SinkTables | None = None,
+    moved: MovedRows | None = None,
+    extra: Pending | None = None,
 ) -> Generator[Step, list[Any], FlushResult]:
-    """Locks, new tables and columns, rows per statement group, lookups, the ledger, the offsets —
-    one transaction."""
+    """Locks, new tables and columns, rows per statement group, truncates, lookups, the ledgers,
+    the offsets — one transaction."""
     result = FlushResult(offsets=dict(batch.next_offsets))
+    extra = extra or Pending()
     pending = list(tables.pending.values()) if tables is not None else []
-    targets = lookup_targets(batch, tables)
+    applying = [t for t in extra.truncates if t.mapping.truncate is TruncatePolicy.APPLY]
+    targets = lookup_targets(batch, tables, [t.mapping for t in applying])
     keys = partition_lock_keys(schema, batch.next_offsets) + ddl_lock_keys(pending)
     keys += lock_keys(schema, [t.sink_table for t in targets])
     if keys:
@@ -168,10 +216,19 @@ def flush_steps(
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
     result.superseded = len(batch.writes) - len(newest)
+    notices = list(extra.notices)
+    removed = yield from truncate_steps(applying, result, notices)
+    for t in extra.truncates:
+        if t.mapping.truncate is TruncatePolicy.IGNORE:
+            result.truncates.append((f"{t.mapping.sink_schema}.{t.mapping.sink_table}", "ignored", 0))
+            notices.append(t.notice(applied=False))
     for target in targets:
-        yield from lookup_steps(batch, target)
+        yield from lookup_steps(batch, target, removed)
     if result.conflicts:
         yield Step(ledger_sql(schema), ledger_params(result.conflicts), fetch=False)
+    if notices:
+        yield Step(notices_sql(schema), notices_params(notices), fetch=False)
+    result.missing = dict(extra.missing)
     if batch.next_offsets:
         yield Step(store_offsets_sql(schema), store_offsets_params(group, batch.next_offsets), False)
     return result
@@ -195,6 +252,8 @@ class SinkCore:
         self.placeholder = placeholder
         self.batch = Batch()
         self.moved = MovedRows()  # old rows of primary-key moves split across two flushes
+        self.pending = Pending()
+        self.drift = MissingColumns()
         self.applied_offsets: dict[tuple[str, int], int] = {}
         self.counts = {"unmapped": 0, "replayed": 0, "tombstones": 0, "truncates": 0}
 
@@ -225,18 +284,54 @@ class SinkCore:
         if record.tombstone:
             self.counts["tombstones"] += 1  # the delete event before it did the work
         elif record.op is Op.TRUNCATE:
-            # Debezium skips truncates by default; materializing one would wipe a whole table.
-            self.counts["truncates"] += 1
-            log.warning("ignored truncate of %s at %s", record.table_id, record.origin)
+            self._truncate(record)
         elif (mapping := self.tables.get(record.table_id, fields, key_fields)) is None:
             self.counts["unmapped"] += 1
         else:
             self.batch.writes.append(to_write(mapping, record, self.placeholder, old_key, new_key))
+            missing = self.drift.check(mapping, record, fields)
+            if missing:
+                self._missing(mapping, record, missing)
         self.batch.mark(topic, partition, record.offset)
 
     def mark(self, topic: str, partition: int, offset: int) -> None:
         """A record consumed without a row to write (an outbox message, a dead letter)."""
         self.batch.mark(topic, partition, offset)
+
+    def _truncate(self, record: ChangeEvent) -> None:
+        # No key and no row: only a table already known (declared, or seeded from the sink) can
+        # be truncated; one never materialized has nothing to remove.
+        mapping = self.tables.current.get(record.table_id)
+        if mapping is None:
+            self.counts["unmapped"] += 1
+            return
+        self.counts["truncates"] += 1
+        if mapping.truncate is TruncatePolicy.IGNORE:
+            log.warning(
+                'ignored truncate of %s at %s (%s.%s says truncate = "ignore"): sink rows kept',
+                record.table_id,
+                record.origin,
+                mapping.sink_schema,
+                mapping.sink_table,
+            )
+        else:
+            log.warning(
+                "truncate of %s at %s: removing %s.%s rows older than %s (delete = %s)",
+                record.table_id,
+                record.origin,
+                mapping.sink_schema,
+                mapping.sink_table,
+                record.position,
+                mapping.delete_policy.value,
+            )
+        self.pending.truncates.append(Truncate.of(mapping, record))
+
+    def _missing(self, mapping: TableMapping, record: ChangeEvent, missing: tuple[str, ...]) -> None:
+        sink_table = f"{mapping.sink_schema}.{mapping.sink_table}"
+        for source in missing:
+            slot = (sink_table, source)
+            self.pending.missing[slot] = self.pending.missing.get(slot, 0) + 1
+        self.pending.notices += self.drift.notices(mapping, record, missing)
 
     def drop(self, topic: str, partition: int, offset: int) -> bool:
         """Remove a record being dead-lettered from the batch; its offset stays consumed."""
@@ -245,6 +340,7 @@ class SinkCore:
     def revoke(self, topic: str, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.batch.discard_partition(topic, p)
+            self.pending.discard_partition(topic, p)
             self.applied_offsets.pop((topic, p), None)
 
     def committed(self, result: FlushResult) -> FlushResult:
@@ -252,6 +348,7 @@ class SinkCore:
         self.applied_offsets.update(result.offsets)
         self.moved.commit()
         self.batch = Batch()
+        self.pending = Pending()
         self.tables.pending.clear()
         for c in result.conflicts:
             alert = c.policy == ConflictPolicy.REJECT_AND_ALERT.value

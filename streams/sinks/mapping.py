@@ -38,6 +38,11 @@ class DeletePolicy(enum.StrEnum):
     SOFT = "soft"  # row kept with _cf_deleted_at set
 
 
+class TruncatePolicy(enum.StrEnum):
+    APPLY = "apply"  # rows older than the truncate removed per the delete policy, ledgered
+    IGNORE = "ignore"  # rows kept; a warning, a metric and a ledger entry say so
+
+
 class ConflictPolicy(enum.StrEnum):
     DISCARD_STALE = "discard_stale"  # older than stored: skip, count, ledger
     LAST_WRITER_WINS = "last_writer_wins"  # apply whatever arrives last; ledger the regressions
@@ -68,6 +73,7 @@ class TableMapping:
     delete_policy: DeletePolicy = DeletePolicy.HARD
     conflict_policy: ConflictPolicy = ConflictPolicy.DISCARD_STALE
     lookups: Sequence[Lookup] = ()  # columns copied from other sink tables (streams.sinks.lookup)
+    truncate: TruncatePolicy = TruncatePolicy.APPLY  # a source TRUNCATE (streams.sinks.truncate)
 
     def __post_init__(self) -> None:
         # Tuples keep the mapping hashable (it keys statement groups) and truly frozen.
@@ -76,6 +82,7 @@ class TableMapping:
         object.__setattr__(self, "lookups", tuple(self.lookups))
         object.__setattr__(self, "delete_policy", DeletePolicy(self.delete_policy))
         object.__setattr__(self, "conflict_policy", ConflictPolicy(self.conflict_policy))
+        object.__setattr__(self, "truncate", TruncatePolicy(self.truncate))
 
     def __hash__(self) -> int:
         """Computed once: mappings key caches hit per event, and a field-wise hash walks every column."""

@@ -94,7 +94,14 @@ class AsyncPostgresSink(SinkCore):
     async def flush(self) -> FlushResult:
         try:
             result = await self._run(
-                flush_steps(self.batch, self.consumer_group, self.control_schema, self.tables, self.moved)
+                flush_steps(
+                    self.batch,
+                    self.consumer_group,
+                    self.control_schema,
+                    self.tables,
+                    self.moved,
+                    self.pending,
+                )
             )
         except psycopg.Error as exc:
             if classify(exc) is Failure.ROW:

@@ -50,8 +50,11 @@ class TableResult:
     chunks: int = 0
     bad_chunks: int = 0
     divergent: int = 0  # all divergent keys found (may exceed len(keys))
+    missing: int = 0  # of those, keys the source has and the sink does not
+    extra: int = 0  # of those, keys the sink has and the source does not
     keys: list[DivergentKey] = field(default_factory=list)  # at most ``limit``
-    derived: tuple[str, ...] = ()
+    derived: tuple[str, ...] = ()  # mapped sink columns whose source column is gone: not compared
+    source: str = ""  # the source table (schema.table or database.table)
     error: str | None = None
 
     @property
@@ -113,6 +116,8 @@ def compare_table(
         low, high = chunk_bounds(chunk, chunk_size)
         for key, kind in diff_keys(source.key_hashes(low, high), sink.key_hashes(low, high)):
             result.divergent += 1
+            result.missing += kind is Divergence.MISSING
+            result.extra += kind is Divergence.EXTRA
             if len(result.keys) >= limit:
                 continue
             columns: tuple[str, ...] = ()

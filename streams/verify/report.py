@@ -20,7 +20,7 @@ def results_table(results: Sequence[TableResult], title: str = "source ≡ sink"
     for r in results:
         verdict = "[green]equal[/green]" if r.ok else f"[red]{r.error or 'DIVERGENT'}[/red]"
         if r.derived:
-            verdict += f" [dim](not compared: {', '.join(r.derived)})[/dim]"
+            verdict += f" [yellow](not compared, gone at the source: {', '.join(r.derived)})[/yellow]"
         table.add_row(
             r.table,
             str(r.source_rows),

@@ -92,6 +92,7 @@ def verify_once(
             for conn in (dbs.sink, dbs.source_postgres):
                 conn.rollback()
         result.derived = spec.derived
+        result.source = f"{spec.source.schema}.{spec.source.table}"
         results.append(result)
     for m, lk in lookups_of(list(mappings)):
         try:
