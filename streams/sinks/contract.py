@@ -39,6 +39,7 @@ class FlushResult:
     superseded: int = 0  # dropped inside the batch by a newer event of the same key
     written: dict[str, int] = field(default_factory=dict)  # sink table -> de-duplicated writes sent
     conflicts: list[Conflict] = field(default_factory=list)
+    reconciled: int = 0  # rows a completed snapshot did not contain, removed (streams.sinks.reconcile)
 
     @property
     def stale(self) -> int:

@@ -21,6 +21,7 @@ from streams.sinks.contract import FlushResult
 from streams.sinks.ledger import ledger_params, ledger_sql, record_outcomes
 from streams.sinks.mapping import ConflictPolicy, TableMapping, validate_mappings
 from streams.sinks.offsets import store_offsets_params, store_offsets_sql
+from streams.sinks.reconcile import SnapshotTracker, reconcile_steps
 from streams.sinks.statements import hard_delete_sql, stored_sql, upsert_sql
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,14 @@ def flush_steps(batch: Batch, group: str, schema: str) -> Generator[Step, list[A
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
     result.superseded = len(batch.writes) - newest
+    if batch.reconciles:  # after the rows: the snapshot's own last rows are written first
+        plan = reconcile_steps(batch.reconciles, group, schema, set(batch.next_offsets))
+        try:
+            query, params, fetch = next(plan)
+            while True:
+                query, params, fetch = plan.send((yield Step(query, params, fetch)))
+        except StopIteration as done:
+            result.reconciled = done.value
     if result.conflicts:
         yield Step(ledger_sql(schema), ledger_params(result.conflicts), fetch=False)
     if batch.next_offsets:
@@ -127,6 +136,7 @@ class SinkCore:
         self.batch = Batch()
         self.applied_offsets: dict[tuple[str, int], int] = {}
         self.counts = {"unmapped": 0, "replayed": 0, "tombstones": 0, "truncates": 0}
+        self.snapshots = SnapshotTracker()
 
     def add(self, partition: int, record: ChangeEvent) -> None:
         """Buffer one record; raises ``SinkRowError`` (poison) if its key cannot be extracted."""
@@ -143,7 +153,10 @@ class SinkCore:
         elif (mapping := self.mappings.get(record.table_id)) is None:
             self.counts["unmapped"] += 1
         else:
+            record = self.snapshots.observe(record)  # snapshot points; T*'s position
             self.batch.writes.append(to_write(mapping, record, self.placeholder))
+            if (done := self.snapshots.completes(mapping, record)) is not None:
+                self.batch.reconciles.append(done)
         self.batch.mark(topic, partition, record.offset)
 
     def drop(self, record: ChangeEvent) -> bool:
