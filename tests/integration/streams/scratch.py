@@ -10,8 +10,10 @@ admin login because migrations revoke the Debezium login's grants on tables they
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -21,6 +23,7 @@ from typing import Any, Literal
 
 import psycopg
 import pymysql
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
@@ -28,9 +31,12 @@ from streams.codecs import AvroDecoder
 from streams.connect.apply import wait_running, wait_state
 from streams.connect.client import ConnectClient
 from streams.connect.definitions import load_definitions, template_variables
+from streams.domains import default_registry
 from streams.errors import ConnectNotFoundError
+from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
 from streams.registry.client import RegistryClient
 from streams.settings import Settings
+from streams.sinks import AsyncPostgresSink, conninfo_from
 from streams.sinks.mapping import Column, TableMapping
 from streams.stack.secrets import STACK_SECRETS, placeholder
 from streams.stack.supervisor import context_for
@@ -95,7 +101,7 @@ class Scratch:
             return list(cur.fetchall())
 
     @contextmanager
-    def open_transaction(self) -> Iterator[Callable[[str], None]]:
+    def open_transaction(self) -> Iterator[Callable[[str], object]]:
         """A transaction held open while the caller does other things; committed on exit."""
         if self.source == "postgres":
             with _pg(self.settings) as conn:
@@ -235,3 +241,62 @@ class Scratch:
 
 def wait_snapshot_done(values: list[dict[str, Any]]) -> bool:
     return any(v["source"].get("snapshot") == "last" for v in values)
+
+
+class ScratchPipeline:
+    """The worker's pipeline (consumer, handler, sink, loop) in a thread, on one scratch table.
+
+    ``changefeed worker`` materializes only the shipping mappings; a scratch table needs its own
+    mapping, so this builds the same ``Pipeline`` the worker runs with an ``AsyncPostgresSink`` over
+    that mapping, subscribed to the scratch topic only, writing into a private sink schema.
+    """
+
+    def __init__(self, settings: Settings, mapping: TableMapping, topic: str, group: str) -> None:
+        self.settings, self.mapping, self.topic, self.group = settings, mapping, topic, group
+        self.loop = asyncio.new_event_loop()
+        self.pipeline: Pipeline | None = None
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"pipeline-{group}", daemon=True)
+
+    def start(self) -> ScratchPipeline:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.loop.run_until_complete(self._main())
+        except BaseException as exc:  # surfaced by stop(): a test must not pass over a crash
+            self.failure = exc
+
+    async def _main(self) -> None:
+        s = self.settings
+        schema = self.mapping.sink_schema
+        conninfo = conninfo_from(s.sink_postgres)
+        sink = AsyncPostgresSink(conninfo, [self.mapping], self.group, control_schema=schema)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka.bootstrap_servers, group_id=self.group, enable_auto_commit=False,
+            auto_offset_reset="earliest", metadata_max_age_ms=1000,
+        )  # fmt: skip
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, acks="all")
+        ps = PipelineSettings(topics=(self.topic,), sink_schema=schema, publish_domain_events=False)
+        handler = Handler(AvroDecoder(RegistryClient(s.registry.url)), default_registry(), None, sink, None)
+        p = self.pipeline = Pipeline(consumer, producer, sink, handler, ps)
+        await sink.ensure_schema()
+        await producer.start()
+        consumer.subscribe(topics=[self.topic], listener=Rebalance(p))
+        await consumer.start()
+        try:
+            await p.run()
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await sink.close()
+
+    def stop(self) -> None:
+        if self.pipeline is not None:
+            self.loop.call_soon_threadsafe(self.pipeline.stopping.set)
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "pipeline did not stop"
+        self.loop.close()
+        if self.failure is not None:
+            raise self.failure
