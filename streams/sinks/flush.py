@@ -21,7 +21,7 @@ from streams.sinks.contract import FlushResult
 from streams.sinks.ledger import ledger_params, ledger_sql, record_outcomes
 from streams.sinks.mapping import ConflictPolicy, TableMapping, validate_mappings
 from streams.sinks.offsets import store_offsets_params, store_offsets_sql
-from streams.sinks.reconcile import SnapshotTracker, reconcile_steps
+from streams.sinks.reconcile import Query, SnapshotTracker, place_steps, snapshot_steps
 from streams.sinks.statements import hard_delete_sql, stored_sql, upsert_sql
 
 log = logging.getLogger(__name__)
@@ -97,25 +97,30 @@ def flush_steps(batch: Batch, group: str, schema: str) -> Generator[Step, list[A
     result = FlushResult(offsets=dict(batch.next_offsets))
     if batch.next_offsets:
         yield Step(PARTITION_LOCK_SQL, [partition_lock_keys(schema, batch.next_offsets)], fetch=False)
+    yield from _run(place_steps(batch, schema))
     newest = 0
     for (m, hard, keep), writes in batch.groups().items():
         newest += len(writes)
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
     result.superseded = len(batch.writes) - newest
-    if batch.reconciles:  # after the rows: the snapshot's own last rows are written first
-        plan = reconcile_steps(batch.reconciles, group, schema, set(batch.next_offsets))
-        try:
-            query, params, fetch = next(plan)
-            while True:
-                query, params, fetch = plan.send((yield Step(query, params, fetch)))
-        except StopIteration as done:
-            result.reconciled = done.value
+    result.reconciled = yield from _run(snapshot_steps(batch, group, schema))
     if result.conflicts:
         yield Step(ledger_sql(schema), ledger_params(result.conflicts), fetch=False)
     if batch.next_offsets:
         yield Step(store_offsets_sql(schema), store_offsets_params(group, batch.next_offsets), False)
     return result
+
+
+def _run(plan: Generator[Query, list[Any], int]) -> Generator[Step, list[Any], int]:
+    """Drive a ``streams.sinks.reconcile`` plan (it yields bare queries: it cannot import Step)."""
+    try:
+        query, params, fetch = next(plan)
+        while True:
+            query, params, fetch = plan.send((yield Step(query, params, fetch)))
+    except StopIteration as done:
+        count: int = done.value
+        return count
 
 
 class SinkCore:
@@ -153,7 +158,7 @@ class SinkCore:
         elif (mapping := self.mappings.get(record.table_id)) is None:
             self.counts["unmapped"] += 1
         else:
-            record = self.snapshots.observe(record)  # snapshot points; T*'s position
+            record = self.snapshots.observe(record, self.batch)  # snapshot points; T*'s position
             self.batch.writes.append(to_write(mapping, record, self.placeholder))
             if (done := self.snapshots.completes(mapping, record)) is not None:
                 self.batch.reconciles.append(done)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
@@ -43,8 +43,18 @@ from streams.cdc.position import (
     snapshot_floor,
     snapshot_marker,
 )
-from streams.sinks.ddl import CONFLICTS_TABLE, DELETED_AT, OFFSETS_TABLE, POSITION, ident
+from streams.sinks.ddl import (
+    CONFLICTS_TABLE,
+    DELETED_AT,
+    OFFSETS_TABLE,
+    POSITION,
+    SNAPSHOT_POINTS_TABLE,
+    ident,
+)
 from streams.sinks.mapping import DeletePolicy, TableMapping
+
+if TYPE_CHECKING:  # batch.py imports this module
+    from streams.sinks.batch import Batch
 
 log = logging.getLogger(__name__)
 ABSENT = "snapshot_absent"
@@ -63,25 +73,35 @@ class Reconcile:
 
 
 class SnapshotTracker:
-    """Remembers each source's latest snapshot point (by ``source.name``) for T*'s position."""
+    """Remembers each source's latest snapshot point (by ``source.name``) for T*'s position.
+
+    In memory for the records this sink has seen, and in the sink (``changefeed_snapshot_points``)
+    for a worker that starts between a snapshot's records and T* (after a restart or rebalance).
+    """
 
     def __init__(self) -> None:
         self.points: dict[str, SourcePosition] = {}
 
-    def observe(self, event: ChangeEvent) -> ChangeEvent:
-        """Note a snapshot record's point; give T* its ``(S, L, txId)`` position when S is known."""
+    def observe(self, event: ChangeEvent, batch: Batch | None = None) -> ChangeEvent:
+        """Note a snapshot record's point; give T* its ``(S, L, txId)`` position when S is known,
+        else mark it in ``batch`` for ``place_steps`` to look S up in the sink."""
         if event.position is None:
             return event
         name = str(event.source.get("name", ""))
+        known = self.points.get(name)
         if is_snapshot(event.source):
             floor = snapshot_floor(event.position)
-            known = self.points.get(name)
             if known is None or known.kind is not floor.kind or known < floor:
                 self.points[name] = floor
+                if batch is not None:
+                    batch.snapshot_points[name] = floor.to_bytes()
             return event
-        known = self.points.get(name)
-        if known is not None and first_after_snapshot(event.source):
-            return _with_position(event, after_snapshot(event.position, known))
+        if not first_after_snapshot(event.source):
+            return event
+        if known is not None:
+            return replace(event, position=after_snapshot(event.position, known))
+        if batch is not None:
+            batch.unplaced.add((event.topic, event.partition, event.offset))
         return event
 
     @staticmethod
@@ -91,10 +111,6 @@ class SnapshotTracker:
             return None
         floor = snapshot_floor(event.position).to_bytes()
         return Reconcile(mapping, floor, event.topic, event.partition, event.offset)
-
-
-def _with_position(event: ChangeEvent, position: SourcePosition) -> ChangeEvent:
-    return replace(event, position=position)
 
 
 # (query, params, fetch): ``streams.sinks.flush`` turns these into its steps (it imports us).
@@ -209,3 +225,55 @@ def _newest_per_table(requests: Sequence[Reconcile]) -> list[Reconcile]:
         if k not in best or best[k].floor < r.floor:
             best[k] = r
     return list(best.values())
+
+
+def points_sql(schema: str) -> sql.Composed:
+    return sql.SQL("SELECT source_name, point FROM {t} WHERE source_name = ANY(%s)").format(
+        t=ident(schema, SNAPSHOT_POINTS_TABLE)
+    )
+
+
+def store_points_sql(schema: str) -> sql.Composed:
+    """Only forward: a late flush of an older snapshot must not hide a newer point."""
+    return sql.SQL(
+        "INSERT INTO {t} AS p (source_name, point) SELECT * FROM unnest(%s::text[], %s::bytea[])"
+        " ON CONFLICT (source_name) DO UPDATE SET point = EXCLUDED.point, updated_at = now()"
+        " WHERE p.point < EXCLUDED.point"
+    ).format(t=ident(schema, SNAPSHOT_POINTS_TABLE))
+
+
+def place_steps(batch: Batch, schema: str) -> Generator[Query, list[Any], int]:
+    """Before the rows: T* records whose snapshot point this process has not seen get it from
+    the sink (recomputed from the event each time, so a retried flush places them the same)."""
+    if not batch.unplaced:
+        return 0
+    names = sorted({str(w.event.source.get("name", "")) for w in _unplaced(batch)})
+    rows = yield (points_sql(schema), [names], True)
+    points = {str(n): SourcePosition.from_bytes(bytes(p)) for n, p in rows}
+    placed = 0
+    for i, w in enumerate(batch.writes):
+        known = points.get(str(w.event.source.get("name", "")))
+        if (
+            known is None
+            or w.event.position is None
+            or (w.event.topic, w.event.partition, w.event.offset) not in batch.unplaced
+        ):
+            continue
+        batch.writes[i] = replace(w, position=after_snapshot(w.event.position, known).to_bytes())
+        placed += 1
+    return placed
+
+
+def _unplaced(batch: Batch) -> list[Any]:
+    return [w for w in batch.writes if (w.event.topic, w.event.partition, w.event.offset) in batch.unplaced]
+
+
+def snapshot_steps(batch: Batch, group: str, schema: str) -> Generator[Query, list[Any], int]:
+    """After the rows: remember new snapshot points, then reconcile completed table snapshots."""
+    if batch.snapshot_points:
+        names = sorted(batch.snapshot_points)
+        yield (store_points_sql(schema), [names, [batch.snapshot_points[n] for n in names]], False)
+    if not batch.reconciles:
+        return 0
+    removed: int = yield from reconcile_steps(batch.reconciles, group, schema, set(batch.next_offsets))
+    return removed

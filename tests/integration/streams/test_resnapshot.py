@@ -82,6 +82,9 @@ def test_offsets_reset_resnapshot_applies_newer_rows_and_removes_deleted_ones(
         sc.sql("INSERT INTO {t} VALUES (41, 'basic', 0), (42, 'silver', 0)")
         with sc.open_transaction() as run:
             run(f"UPDATE {{t}} SET tier = 'straddle', n = 99 WHERE id = {STRADDLE}")
+            # A commit elsewhere flushes WAL past that change, so PostgreSQL's snapshot point lies
+            # above it: the open transaction's change LSN is below S, its commit above.
+            sc.sql("UPDATE {t} SET n = n + 1 WHERE id = 1")
             changefeed("connectors", "resume", sc.name)
             sc.read(snapshot_end, wait_snapshot_done)  # the re-snapshot's last record is out
         # committed now, after the snapshot point: streamed as the first transaction after it

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from streams.cdc import ChangeEvent, SourcePosition, parse_change_event
+from streams.cdc import ChangeEvent, SourceKind, SourcePosition, parse_change_event
 from streams.sinks import TableMapping
 from streams.sinks.flush import SinkCore, flush_steps
 from streams.sinks.mapping import DeletePolicy
@@ -97,3 +97,23 @@ def test_reconcile_sql_quotes_names_and_binds_values(customers: TableMapping, po
     assert '"ctl"."changefeed_conflicts"' in text
     assert "%(floor)s" in text
     assert ("DELETE FROM" in text) is (policy is DeletePolicy.HARD)
+
+
+def test_a_restarted_sink_places_the_first_transaction_by_the_stored_snapshot_point(
+    customers: TableMapping,
+) -> None:
+    first = SinkCore([customers], "g")
+    snapshot_then(first)
+    stored, _ = steps_until(flush_steps(first.batch, "g", "public"), "changefeed_snapshot_points")
+    assert stored.params == [["cf"], [SourcePosition(SourceKind.POSTGRES, (5000, 0, 0)).to_bytes()]]
+
+    restarted = SinkCore([customers], "g")  # has not seen the snapshot's records
+    restarted.add(0, event(1, [None, "4900"], "false", 3, tx=899, op="u"))
+    plan = flush_steps(restarted.batch, "g", "public")
+    next(plan)  # the partition lock
+    lookup = plan.send([])
+    assert "changefeed_snapshot_points" in render(lookup.query)
+    assert lookup.params == [["cf"]]
+    upsert = plan.send([("cf", stored.params[1][0])])
+    placed = SourcePosition(SourceKind.POSTGRES, (5000, 4900, 899)).to_bytes()
+    assert [placed] in upsert.params
