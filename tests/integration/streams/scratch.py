@@ -65,6 +65,7 @@ class Scratch:
     source: Source
     name: str = field(default_factory=lambda: f"snap_{uuid.uuid4().hex[:10]}")
     connect: ConnectClient = field(init=False)
+    gap: str = ""  # how the test takes capture's place away
 
     def __post_init__(self) -> None:
         self.connect = ConnectClient(self.settings.connect.url)
@@ -167,6 +168,13 @@ class Scratch:
         self.connect.stop(self.name)
         wait_state(self.connect, self.name, "STOPPED", timeout_s=60)
         self.connect.reset_offsets(self.name)
+
+    def drop_slot(self) -> None:
+        """Drop the replication slot of a stopped connector (its WAL position is lost)."""
+        with _pg(self.settings) as conn:
+            active = "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s AND active"
+            poll(lambda: not conn.execute(active, (self.name,)).fetchone(), 60, f"slot {self.name} released")
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (self.name,))
 
     def resume(self) -> None:
         self.connect.resume(self.name)

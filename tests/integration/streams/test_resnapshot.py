@@ -1,12 +1,13 @@
-"""Recovery by re-snapshot on the real stack: offsets reset, changes in the gap, resume.
+"""Recovery by re-snapshot on the real stack: a capture gap, changes in it, the README's steps.
 
-The README's recovery procedure, step by step, for PostgreSQL and MariaDB, each on a scratch
-table captured by its own connector (``scratch.py``) into a private sink schema: rows are
-materialized; ``changefeed connectors offsets reset <name> --no-resume``; at the source rows are
-updated (the issue's tier update), deleted and inserted while capture is stopped, and one more
-transaction is left open; ``changefeed connectors resume <name>``; the open transaction commits
-after the snapshot point. Then verify must PASS (deletes included), and the conflict ledger must
-hold no refused write: every snapshot row that was newer was applied.
+For PostgreSQL and MariaDB, each on a scratch table captured by its own connector
+(``scratch.py``) into a private sink schema: rows are materialized; capture loses its place
+(``changefeed connectors offsets reset <name> --no-resume``, or for PostgreSQL the replication
+slot dropped while the connector is stopped, then the same reset); at the source rows are updated
+(the issue's tier update), deleted and inserted in the gap, and one more transaction is left open;
+``changefeed connectors resume <name>``; the open transaction commits after the snapshot point.
+Then verify must PASS (deletes included), and the conflict ledger must hold no refused write:
+every snapshot row that was newer was applied.
 """
 
 from __future__ import annotations
@@ -41,9 +42,15 @@ def changefeed(*args: str) -> None:
     assert done.returncode == 0, f"changefeed {' '.join(args)}: {done.stdout}\n{done.stderr}"
 
 
-@pytest.fixture(params=["postgres", "mariadb"])
+# (source, how capture lost its place): an operator's offset reset, or a replication slot dropped
+# while the connector was stopped (the WAL in between is gone for good).
+GAPS = [("postgres", "offsets reset"), ("mariadb", "offsets reset"), ("postgres", "slot dropped")]
+
+
+@pytest.fixture(params=GAPS, ids=lambda g: f"{g[0]}-{g[1].replace(' ', '-')}")
 def scratch(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Scratch]:
-    sc = Scratch(settings, request.param)
+    sc = Scratch(settings, request.param[0])
+    sc.gap = request.param[1]
     try:
         yield sc
     finally:
@@ -60,7 +67,7 @@ def ledger(sink: Conn, schema: str) -> dict[str, int]:
     return {str(r): int(n) for r, n in rows}  # type: ignore[call-overload]
 
 
-def test_offsets_reset_resnapshot_applies_newer_rows_and_removes_deleted_ones(
+def test_resnapshot_after_a_capture_gap_applies_newer_rows_and_removes_deleted_ones(
     settings: Settings, sink: Conn, schema: str, scratch: Scratch
 ) -> None:
     sc = scratch
@@ -75,19 +82,31 @@ def test_offsets_reset_resnapshot_applies_newer_rows_and_removes_deleted_ones(
         assert first.sink_rows == ROWS
         snapshot_end = len(sc.read(0, wait_snapshot_done))
 
-        # The recovery procedure (README, Troubleshooting): stop capture and forget its offsets.
-        changefeed("connectors", "offsets", "reset", sc.name, "--no-resume")
+        if sc.gap == "slot dropped":
+            changefeed("connectors", "stop", sc.name)
+            sc.drop_slot()
+        else:  # the recovery procedure (README, Troubleshooting) starts the gap itself
+            changefeed("connectors", "offsets", "reset", sc.name, "--no-resume")
         sc.sql("UPDATE {t} SET tier = 'gold', n = n + 1 WHERE id IN (3, 4, 5)")
         sc.sql("DELETE FROM {t} WHERE id IN (10, 11, 12, 13)")
         sc.sql("INSERT INTO {t} VALUES (41, 'basic', 0), (42, 'silver', 0)")
-        with sc.open_transaction() as run:
-            run(f"UPDATE {{t}} SET tier = 'straddle', n = 99 WHERE id = {STRADDLE}")
-            # A commit elsewhere flushes WAL past that change, so PostgreSQL's snapshot point lies
-            # above it: the open transaction's change LSN is below S, its commit above.
-            sc.sql("UPDATE {t} SET n = n + 1 WHERE id = 1")
+        if sc.gap == "slot dropped":  # the recovery procedure: forget the offsets of the lost slot
+            changefeed("connectors", "offsets", "reset", sc.name, "--no-resume")
+        straddle = f"UPDATE {{t}} SET tier = 'straddle', n = 99 WHERE id = {STRADDLE}"
+        if sc.gap == "slot dropped":
+            # A new slot's consistent point waits for every running transaction to end, so none
+            # can straddle it (CREATE_REPLICATION_SLOT would wait for this test): commit in the gap.
+            sc.sql(straddle)
             changefeed("connectors", "resume", sc.name)
-            sc.read(snapshot_end, wait_snapshot_done)  # the re-snapshot's last record is out
-        # committed now, after the snapshot point: streamed as the first transaction after it
+        else:
+            with sc.open_transaction() as run:
+                run(straddle)
+                # A commit elsewhere flushes WAL past that change, so PostgreSQL's snapshot point
+                # lies above it: the open transaction's change LSN is below S, its commit above.
+                sc.sql("UPDATE {t} SET n = n + 1 WHERE id = 1")
+                changefeed("connectors", "resume", sc.name)
+                sc.read(snapshot_end, wait_snapshot_done)  # the re-snapshot's last record is out
+            # committed now, after the snapshot point: streamed as the first transaction after it
 
         (result,) = verified(settings, sc, schema, 180)
         assert result.ok, result
