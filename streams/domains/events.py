@@ -71,7 +71,8 @@ def position_record(event: ChangeEvent) -> dict[str, Any]:
     pos, src = event.position, event.source
     record: dict[str, Any] = {"system": "UNKNOWN"}
     if pos is not None and pos.kind is SourceKind.POSTGRES:
-        record.update(system="POSTGRESQL", commit_lsn=pos.parts[0], lsn=pos.parts[1], tx_id=pos.parts[2])
+        lsn = pos.parts[1] or pos.parts[0]  # a snapshot record: the snapshot point
+        record.update(system="POSTGRESQL", commit_lsn=pos.parts[0], lsn=lsn, tx_id=pos.parts[2])
     elif pos is not None and pos.kind is SourceKind.MYSQL:
         record.update(
             system="MARIADB",
