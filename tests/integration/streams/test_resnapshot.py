@@ -31,7 +31,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 ROWS = 40
 UPDATED = [3, 4, 5]  # tier basic -> gold while capture is stopped (the reproduction)
 DELETED = [10, 11, 12, 13]  # deleted while capture is stopped: only reconcile removes them
-INSERTED = [41, 42]
+INSERTED = [ROWS + 1, ROWS + 2]
 STRADDLE = 7  # updated in a transaction open across the re-snapshot's point
 
 
@@ -89,7 +89,7 @@ def test_resnapshot_after_a_capture_gap_applies_newer_rows_and_removes_deleted_o
             changefeed("connectors", "offsets", "reset", sc.name, "--no-resume")
         sc.sql("UPDATE {t} SET tier = 'gold', n = n + 1 WHERE id IN (3, 4, 5)")
         sc.sql("DELETE FROM {t} WHERE id IN (10, 11, 12, 13)")
-        sc.sql("INSERT INTO {t} VALUES (41, 'basic', 0), (42, 'silver', 0)")
+        sc.sql("INSERT INTO {t} VALUES (%s, 'basic', 0), (%s, 'silver', 0)", tuple(INSERTED))
         if sc.gap == "slot dropped":  # the recovery procedure: forget the offsets of the lost slot
             changefeed("connectors", "offsets", "reset", sc.name, "--no-resume")
         straddle = f"UPDATE {{t}} SET tier = 'straddle', n = 99 WHERE id = {STRADDLE}"
