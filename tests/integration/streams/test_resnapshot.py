@@ -81,6 +81,12 @@ def test_resnapshot_after_a_capture_gap_applies_newer_rows_and_removes_deleted_o
         assert first.ok, first
         assert first.sink_rows == ROWS
         snapshot_end = len(sc.read(0, wait_snapshot_done))
+        # Rows then change by streaming, so the sink holds streamed positions (as in the issue;
+        # PostgreSQL's first transaction after a snapshot has no last commit, the second has).
+        sc.sql("UPDATE {t} SET n = 1 WHERE id <= 20")
+        sc.sql("UPDATE {t} SET n = 2 WHERE id <= 20")
+        (streamed,) = verified(settings, sc, schema, 120)
+        assert streamed.ok, streamed
 
         if sc.gap == "slot dropped":
             changefeed("connectors", "stop", sc.name)
