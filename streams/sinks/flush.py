@@ -21,7 +21,8 @@ from streams.sinks.contract import FlushResult
 from streams.sinks.ledger import ledger_params, ledger_sql, record_outcomes
 from streams.sinks.mapping import ConflictPolicy, TableMapping, validate_mappings
 from streams.sinks.offsets import store_offsets_params, store_offsets_sql
-from streams.sinks.reconcile import Query, SnapshotTracker, place_steps, snapshot_steps
+from streams.sinks.reconcile import batch_reconcile_steps, completed_snapshot
+from streams.sinks.snapshot_points import Query, SnapshotTracker, place_steps, store_points_steps
 from streams.sinks.statements import hard_delete_sql, stored_sql, upsert_sql
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ def flush_steps(batch: Batch, group: str, schema: str) -> Generator[Step, list[A
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
     result.superseded = len(batch.writes) - newest
-    result.reconciled = yield from _run(snapshot_steps(batch, group, schema))
+    yield from _run(store_points_steps(batch, schema))
+    result.reconciled = yield from _run(batch_reconcile_steps(batch, group, schema))
     if result.conflicts:
         yield Step(ledger_sql(schema), ledger_params(result.conflicts), fetch=False)
     if batch.next_offsets:
@@ -113,7 +115,8 @@ def flush_steps(batch: Batch, group: str, schema: str) -> Generator[Step, list[A
 
 
 def _run(plan: Generator[Query, list[Any], int]) -> Generator[Step, list[Any], int]:
-    """Drive a ``streams.sinks.reconcile`` plan (it yields bare queries: it cannot import Step)."""
+    """Drive a snapshot plan (``snapshot_points``/``reconcile`` yield bare queries: they cannot
+    import ``Step``)."""
     try:
         query, params, fetch = next(plan)
         while True:
@@ -160,7 +163,7 @@ class SinkCore:
         else:
             record = self.snapshots.observe(record, self.batch)  # snapshot points; T*'s position
             self.batch.writes.append(to_write(mapping, record, self.placeholder))
-            if (done := self.snapshots.completes(mapping, record)) is not None:
+            if (done := completed_snapshot(mapping, record)) is not None:
                 self.batch.reconciles.append(done)
         self.batch.mark(topic, partition, record.offset)
 

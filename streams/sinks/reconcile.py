@@ -1,5 +1,4 @@
-"""Snapshots in the sink: the snapshot point for the first transaction after it, and the deletes
-that a snapshot cannot express.
+"""The deletes a snapshot cannot express: rows a completed full snapshot did not contain.
 
 A snapshot record says "this row existed at S"; a row deleted while capture was gone (a dropped
 slot, an offset-reset window) produces no record at all. Once a table's full snapshot is complete
@@ -29,29 +28,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from streams.cdc import ChangeEvent, SourcePosition
-from streams.cdc.position import (
-    TABLE_DONE_MARKERS,
-    after_snapshot,
-    first_after_snapshot,
-    is_snapshot,
-    snapshot_floor,
-    snapshot_marker,
-)
-from streams.sinks.ddl import (
-    CONFLICTS_TABLE,
-    DELETED_AT,
-    OFFSETS_TABLE,
-    POSITION,
-    SNAPSHOT_POINTS_TABLE,
-    ident,
-)
+from streams.cdc import ChangeEvent
+from streams.cdc.position import TABLE_DONE_MARKERS, snapshot_floor, snapshot_marker
+from streams.sinks.ddl import CONFLICTS_TABLE, DELETED_AT, OFFSETS_TABLE, POSITION, ident
 from streams.sinks.mapping import DeletePolicy, TableMapping
+from streams.sinks.snapshot_points import Query
 
 if TYPE_CHECKING:  # batch.py imports this module
     from streams.sinks.batch import Batch
@@ -72,49 +58,12 @@ class Reconcile:
     offset: int
 
 
-class SnapshotTracker:
-    """Remembers each source's latest snapshot point (by ``source.name``) for T*'s position.
-
-    In memory for the records this sink has seen, and in the sink (``changefeed_snapshot_points``)
-    for a worker that starts between a snapshot's records and T* (after a restart or rebalance).
-    """
-
-    def __init__(self) -> None:
-        self.points: dict[str, SourcePosition] = {}
-
-    def observe(self, event: ChangeEvent, batch: Batch | None = None) -> ChangeEvent:
-        """Note a snapshot record's point; give T* its ``(S, L, txId)`` position when S is known,
-        else mark it in ``batch`` for ``place_steps`` to look S up in the sink."""
-        if event.position is None:
-            return event
-        name = str(event.source.get("name", ""))
-        known = self.points.get(name)
-        if is_snapshot(event.source):
-            floor = snapshot_floor(event.position)
-            if known is None or known.kind is not floor.kind or known < floor:
-                self.points[name] = floor
-                if batch is not None:
-                    batch.snapshot_points[name] = floor.to_bytes()
-            return event
-        if not first_after_snapshot(event.source):
-            return event
-        if known is not None:
-            return replace(event, position=after_snapshot(event.position, known))
-        if batch is not None:
-            batch.unplaced.add((event.topic, event.partition, event.offset))
-        return event
-
-    @staticmethod
-    def completes(mapping: TableMapping, event: ChangeEvent) -> Reconcile | None:
-        """The reconcile request if ``event`` is the last snapshot record of its table."""
-        if event.position is None or snapshot_marker(event.source) not in TABLE_DONE_MARKERS:
-            return None
-        floor = snapshot_floor(event.position).to_bytes()
-        return Reconcile(mapping, floor, event.topic, event.partition, event.offset)
-
-
-# (query, params, fetch): ``streams.sinks.flush`` turns these into its steps (it imports us).
-Query = tuple[Any, Any, bool]  # params: a sequence or a mapping
+def completed_snapshot(mapping: TableMapping, event: ChangeEvent) -> Reconcile | None:
+    """The reconcile request if ``event`` is the last full-snapshot record of its table."""
+    if event.position is None or snapshot_marker(event.source) not in TABLE_DONE_MARKERS:
+        return None
+    floor = snapshot_floor(event.position).to_bytes()
+    return Reconcile(mapping, floor, event.topic, event.partition, event.offset)
 
 
 def other_partitions_sql(schema: str) -> sql.Composed:
@@ -227,52 +176,8 @@ def _newest_per_table(requests: Sequence[Reconcile]) -> list[Reconcile]:
     return list(best.values())
 
 
-def points_sql(schema: str) -> sql.Composed:
-    return sql.SQL("SELECT source_name, point FROM {t} WHERE source_name = ANY(%s)").format(
-        t=ident(schema, SNAPSHOT_POINTS_TABLE)
-    )
-
-
-def store_points_sql(schema: str) -> sql.Composed:
-    """Only forward: a late flush of an older snapshot must not hide a newer point."""
-    return sql.SQL(
-        "INSERT INTO {t} AS p (source_name, point) SELECT * FROM unnest(%s::text[], %s::bytea[])"
-        " ON CONFLICT (source_name) DO UPDATE SET point = EXCLUDED.point, updated_at = now()"
-        " WHERE p.point < EXCLUDED.point"
-    ).format(t=ident(schema, SNAPSHOT_POINTS_TABLE))
-
-
-def place_steps(batch: Batch, schema: str) -> Generator[Query, list[Any], int]:
-    """Before the rows: T* records whose snapshot point this process has not seen get it from
-    the sink (recomputed from the event each time, so a retried flush places them the same)."""
-    if not batch.unplaced:
-        return 0
-    names = sorted({str(w.event.source.get("name", "")) for w in _unplaced(batch)})
-    rows = yield (points_sql(schema), [names], True)
-    points = {str(n): SourcePosition.from_bytes(bytes(p)) for n, p in rows}
-    placed = 0
-    for i, w in enumerate(batch.writes):
-        known = points.get(str(w.event.source.get("name", "")))
-        if (
-            known is None
-            or w.event.position is None
-            or (w.event.topic, w.event.partition, w.event.offset) not in batch.unplaced
-        ):
-            continue
-        batch.writes[i] = replace(w, position=after_snapshot(w.event.position, known).to_bytes())
-        placed += 1
-    return placed
-
-
-def _unplaced(batch: Batch) -> list[Any]:
-    return [w for w in batch.writes if (w.event.topic, w.event.partition, w.event.offset) in batch.unplaced]
-
-
-def snapshot_steps(batch: Batch, group: str, schema: str) -> Generator[Query, list[Any], int]:
-    """After the rows: remember new snapshot points, then reconcile completed table snapshots."""
-    if batch.snapshot_points:
-        names = sorted(batch.snapshot_points)
-        yield (store_points_sql(schema), [names, [batch.snapshot_points[n] for n in names]], False)
+def batch_reconcile_steps(batch: Batch, group: str, schema: str) -> Generator[Query, list[Any], int]:
+    """After the rows (the snapshot's own last rows are written first): reconcile, if any."""
     if not batch.reconciles:
         return 0
     removed: int = yield from reconcile_steps(batch.reconciles, group, schema, set(batch.next_offsets))

@@ -16,7 +16,7 @@ import pytest
 
 from streams.cdc import ChangeEvent, SourcePosition, parse_change_event
 from streams.cdc.position import first_after_snapshot, is_snapshot, snapshot_floor
-from streams.sinks.reconcile import SnapshotTracker
+from streams.sinks.snapshot_points import SnapshotTracker
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PHASES = ("snapshot", "streamed_before_reset", "resnapshot", "streamed_after_resnapshot", "incremental")
