@@ -17,6 +17,11 @@ group has consumed no other partition of that topic (the project's connectors cr
 topics); otherwise it is skipped with a warning and a ``snapshot_reconcile_skipped`` ledger row,
 and the operator repartitions to one partition or reconciles by hand (README, Troubleshooting).
 
+A snapshot record that is dead-lettered (poison) leaves its key's row older than S, so the row
+is removed too and ledgered; replaying the dead letter (``changefeed dlq replay``) restores it
+(its position S is above the tombstone's). A snapshot restricted by
+``snapshot.select.statement.overrides`` must not be reconciled: rows it filters out look deleted.
+
 Incremental snapshots are not reconciled: every record of one is marked just ``incremental``, so
 the data never says when it is complete (the close watermark is only in the signal table), and
 its records carry the streaming position of the moment each chunk was read, not one point. It

@@ -34,8 +34,9 @@ class SnapshotTracker:
         self.points: dict[str, SourcePosition] = {}
 
     def observe(self, event: ChangeEvent, batch: Batch | None = None) -> ChangeEvent:
-        """Note a snapshot record's point; give T* its ``(S, L, txId)`` position when S is known,
-        else mark it in ``batch`` for ``place_steps`` to look S up in the sink."""
+        """Note a snapshot record's point; give T* its ``(S, L, txId)`` position from the newest
+        point this process saw, and mark it in ``batch`` for ``place_steps``: another worker may
+        have applied a newer snapshot's records of this partition while it did not own it."""
         if event.position is None:
             return event
         name = str(event.source.get("name", ""))
@@ -49,10 +50,10 @@ class SnapshotTracker:
             return event
         if not first_after_snapshot(event.source):
             return event
-        if known is not None:
-            return replace(event, position=after_snapshot(event.position, known))
         if batch is not None:
             batch.unplaced.add((event.topic, event.partition, event.offset))
+        if known is not None:
+            return replace(event, position=after_snapshot(event.position, known))
         return event
 
 
@@ -72,25 +73,33 @@ def store_points_sql(schema: str) -> sql.Composed:
 
 
 def place_steps(batch: Batch, schema: str) -> Generator[Query, list[Any], int]:
-    """Before the rows: T* records whose snapshot point this process has not seen get it from
-    the sink (recomputed from the event each time, so a retried flush places them the same)."""
+    """Before the rows: T* records take the newest snapshot point, the sink's or the one this
+    process placed them by (recomputed from the event each time: a retried flush places them the
+    same). Without any point, T* keeps ``(L, L, txId)``."""
     if not batch.unplaced:
         return 0
     names = sorted({str(w.event.source.get("name", "")) for w in _unplaced(batch)})
     rows = yield (points_sql(schema), [names], True)
     points = {str(n): SourcePosition.from_bytes(bytes(p)) for n, p in rows}
     placed = 0
-    for i, w in enumerate(batch.writes):
+    for i in _indexed_unplaced(batch):
+        w = batch.writes[i]
         known = points.get(str(w.event.source.get("name", "")))
-        if (
-            known is None
-            or w.event.position is None
-            or (w.event.topic, w.event.partition, w.event.offset) not in batch.unplaced
-        ):
+        if known is None or w.event.position is None:
             continue
-        batch.writes[i] = replace(w, position=after_snapshot(w.event.position, known).to_bytes())
-        placed += 1
+        candidate = after_snapshot(w.event.position, known).to_bytes()
+        if candidate > w.position:
+            batch.writes[i] = replace(w, position=candidate)
+            placed += 1
     return placed
+
+
+def _indexed_unplaced(batch: Batch) -> list[int]:
+    return [
+        i
+        for i, w in enumerate(batch.writes)
+        if (w.event.topic, w.event.partition, w.event.offset) in batch.unplaced
+    ]
 
 
 def _unplaced(batch: Batch) -> list[Write]:

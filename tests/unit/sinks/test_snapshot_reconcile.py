@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from streams.cdc import ChangeEvent, SourceKind, SourcePosition, parse_change_event
-from streams.sinks import TableMapping
+from streams.sinks import FlushResult, TableMapping
 from streams.sinks.flush import SinkCore, flush_steps
 from streams.sinks.mapping import DeletePolicy
 from streams.sinks.reconcile import ABSENT, SKIPPED, reconcile_sql
@@ -117,3 +117,17 @@ def test_a_restarted_sink_places_the_first_transaction_by_the_stored_snapshot_po
     upsert = plan.send([("cf", stored.params[1][0])])
     placed = SourcePosition(SourceKind.POSTGRES, (5000, 4900, 899)).to_bytes()
     assert [placed] in upsert.params
+
+
+def test_a_newer_snapshot_point_in_the_sink_beats_an_older_one_in_memory(customers: TableMapping) -> None:
+    core = SinkCore([customers], "g")
+    snapshot_then(core)  # this process saw the snapshot at 5000 ...
+    core.committed(FlushResult())
+    core.add(0, event(1, [None, "5900"], "false", 3, tx=950, op="u"))  # ... another worker one at 6000
+    plan = flush_steps(core.batch, "g", "public")
+    next(plan)
+    lookup = plan.send([])
+    newer = SourcePosition(SourceKind.POSTGRES, (6000, 0, 0)).to_bytes()
+    upsert = plan.send([("cf", newer)])
+    assert [SourcePosition(SourceKind.POSTGRES, (6000, 5900, 950)).to_bytes()] in upsert.params
+    assert "changefeed_snapshot_points" in render(lookup.query)
