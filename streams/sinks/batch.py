@@ -129,8 +129,8 @@ class Batch:
 
     writes: list[Write] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    # Tables whose full snapshot completed in this batch, snapshot points seen (by source name),
-    # and first-after-snapshot records whose point is only in the sink (streams.sinks.reconcile).
+    # Tables whose full snapshot completed in this batch (streams.sinks.reconcile); snapshot
+    # points seen, by source name, and first-after-snapshot records (streams.sinks.snapshot_points).
     reconciles: list[Reconcile] = field(default_factory=list)
     snapshot_points: dict[str, bytes] = field(default_factory=dict)
     unplaced: set[tuple[str, int, int]] = field(default_factory=set)

@@ -90,7 +90,7 @@ def control_tables_ddl(schema: str) -> list[sql.Composed]:
             " at timestamptz NOT NULL DEFAULT now())"
         ).format(ident(schema, CONFLICTS_TABLE)),
         # The newest full-snapshot point per source (Debezium's topic prefix): the first
-        # transaction streamed after a snapshot is placed by it (streams.sinks.reconcile).
+        # transaction streamed after a snapshot is placed by it (streams.sinks.snapshot_points).
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (source_name text PRIMARY KEY, point bytea NOT NULL,"
             " updated_at timestamptz NOT NULL DEFAULT now())"
