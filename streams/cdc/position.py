@@ -2,19 +2,55 @@
 
 Raw PostgreSQL ``source.lsn`` is not monotonic across interleaved transactions (materialize#5668),
 so a PostgreSQL position is ``(last commit LSN, LSN, txId)`` taken from ``source.sequence``: events
-are emitted in commit order, and every event of a transaction carries the commit LSN of the
-transaction before it. MariaDB/MySQL positions are ``(GTID sequence, binlog file index, binlog
-position, row)``: the GTID sequence survives a primary switch, the binlog coordinates order events
-within one transaction. Only one GTID domain is assumed (the domain is not part of the order).
+are emitted in commit order, and every event of a transaction carries the end LSN of the commit
+record of the transaction streamed before it (captured: that is exactly the LSN where the next WAL
+record starts). MariaDB/MySQL positions are ``(binlog file index, binlog position, phase, row)``.
+
+Snapshot records (``source.snapshot`` = first, first_in_data_collection, true,
+last_in_data_collection, last) must compare with streamed records at the snapshot's consistent
+point S, so that a snapshot row is applied exactly when it is newer than what the sink holds:
+
+PostgreSQL. A snapshot record carries ``sequence = [null, S]``: S is the slot's consistent point
+(new slot) or ``pg_current_wal_lsn()`` read in the snapshot transaction (existing slot, e.g. after
+an offset reset); the snapshot sees every transaction whose commit ends at or before S, streaming
+resumes with the transactions committing after S. A streamed event with last-commit P:
+
+- ``P >= S``: its transaction commits after the one that ended at P, so after S: newer.
+- ``P < S``: its transaction committed before S (older), *or* it is the first transaction
+  streamed after the snapshot. That one transaction (T*) may have begun, and written its first
+  changes at LSNs below S, before the snapshot point and committed after it; Debezium has seen no
+  commit since the snapshot, so T* arrives as ``[null, LSN]`` (captured every time; seen once by
+  the issue as a refused record).
+
+So a snapshot record sorts as ``(S, 0, snapshot txId)``: above every ``(P < S, …)``, below every
+``(P >= S, L > 0, …)``. T* (streamed, ``sequence[0]`` null) must sort above the snapshot and below
+the next transaction (whose P is T*'s commit end, above every LSN of T*): it is ``(S, L, txId)``
+when the snapshot point is known (``after_snapshot``; the sink remembers it from the snapshot's
+records, see ``streams.sinks.reconcile``), else ``(L, L, txId)``, which is right whenever T*'s
+change lies at or above S (the case captured) and was the old ``(0, L, txId)`` order's failure.
+Incremental snapshot records carry the streaming position (``[P, P]``, no txId), ``(P, P, 0)``:
+older than the streamed event at that point, newer than everything before it.
+
+MariaDB. The binlog is written in commit order. A snapshot record carries no GTID, only the binlog
+``file``/``pos`` read under the snapshot lock (S): every transaction committed before the lock
+lies before S, every later one at or after S. A GTID-first order cannot place a record without a
+GTID (the GTID at S is not in the record), so positions are binlog coordinates first, with a
+phase that puts a snapshot record (phase 0) before a streamed event at the same coordinates
+(phase 1). The price: after a primary switch (new binlog files) positions from the old and new
+primary do not compare; re-snapshot after a switch (README, Troubleshooting). Incremental
+snapshot records carry the streaming coordinates (phase 1, like a streamed event there).
 
 Byte encoding (stored as ``bytea`` in ``_cf_position`` so SQL can compare with ``<``)::
 
-    byte 0      format/kind tag: 0x01 PostgreSQL, 0x02 MariaDB/MySQL
+    byte 0      format/kind tag: 0x01 PostgreSQL, 0x02 MariaDB/MySQL (GTID-first, before the
+                snapshot fix; only read from old sinks), 0x03 MariaDB/MySQL binlog order
     bytes 1..   each part as an unsigned 64-bit big-endian integer (missing parts encode as 0)
 
 PostgreSQL compares ``bytea`` bytewise (memcmp, then length); every part has a fixed width, so the
 byte order equals the tuple order. Positions of different kinds are never meant to be compared;
-the tag keeps such a comparison deterministic instead of meaningless.
+the tag keeps such a comparison deterministic instead of meaningless. Stored 0x02 positions sort
+below every 0x03 position, so in a sink written before the change every MariaDB row takes its
+next change or its re-snapshot row (the recovery does exactly that).
 """
 
 from __future__ import annotations
@@ -37,7 +73,8 @@ class SourceKind(enum.IntEnum):
     """The byte-0 tag of an encoded position."""
 
     POSTGRES = 1
-    MYSQL = 2  # MariaDB and MySQL share the binlog coordinate model
+    MYSQL_GTID = 2  # the old GTID-first order; never produced any more (see the docstring)
+    MYSQL = 3  # MariaDB and MySQL share the binlog coordinate model
 
 
 @dataclass(frozen=True, order=True)
@@ -78,8 +115,24 @@ def _int(value: Any, what: str) -> int:
         raise EnvelopeError(msg) from None
 
 
-def postgres_position(source: Mapping[str, Any]) -> SourcePosition:
-    """Order by ``source.sequence`` (never raw ``lsn`` alone), then ``txId`` as a tie-breaker."""
+SNAPSHOT_MARKERS = frozenset({"true", "first", "first_in_data_collection", "last_in_data_collection", "last"})
+TABLE_DONE_MARKERS = frozenset({"last_in_data_collection", "last"})
+
+
+def snapshot_marker(source: Mapping[str, Any]) -> str:
+    """``source.snapshot`` as text: a full-snapshot marker, ``incremental``, or ``false``."""
+    raw = source.get("snapshot")
+    if raw is None or raw is False:
+        return "false"
+    return "true" if raw is True else str(raw).lower()
+
+
+def is_snapshot(source: Mapping[str, Any]) -> bool:
+    """A record of a full (blocking/initial) snapshot; incremental snapshot records are not."""
+    return snapshot_marker(source) in SNAPSHOT_MARKERS
+
+
+def _sequence(source: Mapping[str, Any]) -> list[Any]:
     raw = source.get("sequence")
     if raw is None:
         msg = "PostgreSQL event without source.sequence; raw lsn alone is not a safe order"
@@ -92,8 +145,40 @@ def postgres_position(source: Mapping[str, Any]) -> SourcePosition:
     if not isinstance(seq, list) or len(seq) != 2:
         msg = f"source.sequence must be [last_commit_lsn, lsn]: {raw!r}"
         raise EnvelopeError(msg)
-    parts = (_int(seq[0], "last commit LSN"), _int(seq[1], "LSN"), _int(source.get("txId"), "txId"))
-    return SourcePosition(SourceKind.POSTGRES, parts)
+    return seq
+
+
+def first_after_snapshot(source: Mapping[str, Any]) -> bool:
+    """A streamed PostgreSQL event with no commit seen since the snapshot (T*, see above)."""
+    if str(source.get("connector", "")).lower() != "postgresql" or snapshot_marker(source) != "false":
+        return False
+    return _sequence(source)[0] is None
+
+
+def postgres_position(source: Mapping[str, Any]) -> SourcePosition:
+    """Order by ``source.sequence`` (never raw ``lsn`` alone), then ``txId`` as a tie-breaker."""
+    seq = _sequence(source)
+    lsn, tx = _int(seq[1], "LSN"), _int(source.get("txId"), "txId")
+    if is_snapshot(source):
+        return SourcePosition(SourceKind.POSTGRES, (lsn, 0, tx))
+    if seq[0] is None:  # T*: (S, L, tx) once the sink knows S (after_snapshot)
+        return SourcePosition(SourceKind.POSTGRES, (lsn, lsn, tx))
+    return SourcePosition(SourceKind.POSTGRES, (_int(seq[0], "last commit LSN"), lsn, tx))
+
+
+def snapshot_floor(position: SourcePosition) -> SourcePosition:
+    """The snapshot point S of a snapshot record's position: below every row the snapshot wrote
+    and every change after it, above every change the snapshot already contains."""
+    if position.kind is SourceKind.POSTGRES:
+        return SourcePosition(position.kind, (position.parts[0], 0, 0))
+    return SourcePosition(position.kind, (*position.parts[:2], 0, 0))
+
+
+def after_snapshot(position: SourcePosition, floor: SourcePosition) -> SourcePosition:
+    """T*'s position ``(S, L, txId)`` given the snapshot point ``floor`` (same source kind)."""
+    if position.kind is not SourceKind.POSTGRES or floor.kind is not SourceKind.POSTGRES:
+        return position
+    return SourcePosition(position.kind, (floor.parts[0], *position.parts[1:]))
 
 
 _BINLOG_INDEX = re.compile(r"\.(\d+)$")
@@ -120,11 +205,12 @@ def gtid_sequence(gtid: str | None) -> int:
 
 
 def mysql_position(source: Mapping[str, Any]) -> SourcePosition:
-    """GTID first (survives failover), then binlog file index, position and row."""
+    """Binlog file index and position, then phase (snapshot 0, streamed 1), then row."""
+    streamed = 0 if is_snapshot(source) else 1
     parts = (
-        gtid_sequence(source.get("gtid")),
         binlog_file_index(source.get("file")),
         _int(source.get("pos"), "binlog pos"),
+        streamed,
         _int(source.get("row"), "binlog row"),
     )
     return SourcePosition(SourceKind.MYSQL, parts)

@@ -71,7 +71,8 @@ def position_record(event: ChangeEvent) -> dict[str, Any]:
     pos, src = event.position, event.source
     record: dict[str, Any] = {"system": "UNKNOWN"}
     if pos is not None and pos.kind is SourceKind.POSTGRES:
-        record.update(system="POSTGRESQL", commit_lsn=pos.parts[0], lsn=pos.parts[1], tx_id=pos.parts[2])
+        lsn = pos.parts[1] or pos.parts[0]  # a snapshot record: the snapshot point
+        record.update(system="POSTGRESQL", commit_lsn=pos.parts[0], lsn=lsn, tx_id=pos.parts[2])
     elif pos is not None and pos.kind is SourceKind.MYSQL:
         record.update(
             system="MARIADB",
@@ -87,14 +88,15 @@ def version_of(pos: SourcePosition | None) -> int:
     """A per-subject version that fits Avro's long.
 
     PostgreSQL: the change's LSN (one row's changes are serialized by its row lock, so its LSNs
-    grow). MariaDB: GTID sequence, then row within the event (16 bits; rows of one key in one
-    event are rare enough).
+    grow); a snapshot record's is the snapshot point. MariaDB: binlog file index (21 bits),
+    position (32 bits), row within the event (10 bits; rows of one key in one event are rare).
     """
     if pos is None:
         return 0
     if pos.kind is SourceKind.POSTGRES:
-        return min(pos.parts[1], _INT64)
-    return min((pos.parts[0] << 16) | min(pos.parts[3], 0xFFFF), _INT64)
+        return min(pos.parts[1] or pos.parts[0], _INT64)
+    file, offset, _phase, row = pos.parts
+    return min((file << 42) | (min(offset, 0xFFFFFFFF) << 10) | min(row, 0x3FF), _INT64)
 
 
 def source_name(event: ChangeEvent) -> str:

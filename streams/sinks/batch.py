@@ -18,6 +18,7 @@ from streams.cdc import ChangeEvent, Op
 from streams.cdc.logical import convert_logical
 from streams.errors import SinkRowError
 from streams.sinks.mapping import Column, DeletePolicy, TableMapping
+from streams.sinks.reconcile import Reconcile
 
 UNAVAILABLE_VALUE = "__debezium_unavailable_value"  # Debezium's unavailable.value.placeholder
 
@@ -177,6 +178,11 @@ class Batch:
 
     writes: list[Write] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Tables whose full snapshot completed in this batch (streams.sinks.reconcile); snapshot
+    # points seen, by source name, and first-after-snapshot records (streams.sinks.snapshot_points).
+    reconciles: list[Reconcile] = field(default_factory=list)
+    snapshot_points: dict[str, bytes] = field(default_factory=dict)
+    unplaced: set[tuple[str, int, int]] = field(default_factory=set)
 
     def mark(self, topic: str, partition: int, offset: int) -> None:
         """Record that ``offset`` was consumed, whether or not it produced a write."""
@@ -196,6 +202,7 @@ class Batch:
     def discard_partition(self, topic: str, partition: int) -> None:
         """Forget a revoked partition's uncommitted work; its new owner will redo it."""
         self.writes = [w for w in self.writes if (w.event.topic, w.event.partition) != (topic, partition)]
+        self.reconciles = [r for r in self.reconciles if (r.topic, r.partition) != (topic, partition)]
         self.next_offsets.pop((topic, partition), None)
 
     def newest(self) -> list[Write]:

@@ -42,6 +42,7 @@ class FlushResult:
     # (sink table, source column) -> events whose writer schema lacked that mapped column
     missing: dict[tuple[str, str], int] = field(default_factory=dict)
     truncates: list[tuple[str, str, int]] = field(default_factory=list)  # (sink table, applied|ignored, rows)
+    reconciled: int = 0  # rows a completed snapshot did not contain, removed (streams.sinks.reconcile)
 
     @property
     def stale(self) -> int:

@@ -20,6 +20,7 @@ OFFSETS_TABLE = "changefeed_offsets"
 CONFLICTS_TABLE = "changefeed_conflicts"
 AUDIT_TABLE = "changefeed_audit"
 NOTICES_TABLE = "changefeed_source_notices"
+SNAPSHOT_POINTS_TABLE = "changefeed_snapshot_points"
 AUDIT_FUNCTION = "changefeed_audit_row"
 POSITION, DELETED_AT = "_cf_position", "_cf_deleted_at"
 
@@ -117,6 +118,12 @@ def control_tables_ddl(schema: str) -> list[sql.Composed]:
             " topic text NOT NULL, partition integer NOT NULL, kafka_offset bigint NOT NULL,"
             " at timestamptz NOT NULL DEFAULT now())"
         ).format(ident(schema, CONFLICTS_TABLE)),
+        # The newest full-snapshot point per source (Debezium's topic prefix): the first
+        # transaction streamed after a snapshot is placed by it (streams.sinks.snapshot_points).
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (source_name text PRIMARY KEY, point bytea NOT NULL,"
+            " updated_at timestamptz NOT NULL DEFAULT now())"
+        ).format(ident(schema, SNAPSHOT_POINTS_TABLE)),
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, sink_table text NOT NULL,"
             " op text NOT NULL, row_key jsonb NOT NULL, old_position bytea, new_position bytea,"

@@ -27,6 +27,8 @@ from streams.sinks.lookup import lock_keys, lookup_sql
 from streams.sinks.mapping import ConflictPolicy, TableMapping, TruncatePolicy
 from streams.sinks.notices import Notice, notices_params, notices_sql
 from streams.sinks.offsets import store_offsets_params, store_offsets_sql
+from streams.sinks.reconcile import batch_reconcile_steps, completed_snapshot
+from streams.sinks.snapshot_points import Query, SnapshotTracker, place_steps, store_points_steps
 from streams.sinks.statements import hard_delete_sql, stored_sql, upsert_sql
 from streams.sinks.tables import Resolver, SinkTables
 from streams.sinks.truncate import Truncate, truncate_params, truncate_sql
@@ -211,11 +213,14 @@ def flush_steps(
         assert tables is not None
         for statement in mapping_ddl(m, tables):
             yield Step(statement, (), fetch=False)
+    yield from _run(place_steps(batch, schema))  # snapshot points: the first transaction after one
     newest = yield from carried(batch, moved)
     for (m, hard, keep), writes in statement_groups(newest).items():
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result)
     result.superseded = len(batch.writes) - len(newest)
+    yield from _run(store_points_steps(batch, schema))
+    result.reconciled = yield from _run(batch_reconcile_steps(batch, group, schema))
     notices = list(extra.notices)
     removed = yield from truncate_steps(applying, result, notices)
     for t in extra.truncates:
@@ -232,6 +237,18 @@ def flush_steps(
     if batch.next_offsets:
         yield Step(store_offsets_sql(schema), store_offsets_params(group, batch.next_offsets), False)
     return result
+
+
+def _run(plan: Generator[Query, list[Any], int]) -> Generator[Step, list[Any], int]:
+    """Drive a snapshot plan (``snapshot_points``/``reconcile`` yield bare queries: they cannot
+    import ``Step``)."""
+    try:
+        query, params, fetch = next(plan)
+        while True:
+            query, params, fetch = plan.send((yield Step(query, params, fetch)))
+    except StopIteration as done:
+        count: int = done.value
+        return count
 
 
 class SinkCore:
@@ -256,6 +273,7 @@ class SinkCore:
         self.drift = MissingColumns()
         self.applied_offsets: dict[tuple[str, int], int] = {}
         self.counts = {"unmapped": 0, "replayed": 0, "tombstones": 0, "truncates": 0}
+        self.snapshots = SnapshotTracker()
 
     @property
     def mappings(self) -> dict[str, TableMapping]:
@@ -288,10 +306,13 @@ class SinkCore:
         elif (mapping := self.tables.get(record.table_id, fields, key_fields)) is None:
             self.counts["unmapped"] += 1
         else:
+            record = self.snapshots.observe(record, self.batch)  # snapshot points; T*'s position
             self.batch.writes.append(to_write(mapping, record, self.placeholder, old_key, new_key))
             missing = self.drift.check(mapping, record, fields)
             if missing:
                 self._missing(mapping, record, missing)
+            if (done := completed_snapshot(mapping, record)) is not None:
+                self.batch.reconciles.append(done)
         self.batch.mark(topic, partition, record.offset)
 
     def mark(self, topic: str, partition: int, offset: int) -> None:

@@ -33,13 +33,20 @@ from pydantic import SecretStr
 from streams.errors import ConfigError
 from streams.secrets import ensure_secrets, read_properties, scram_sha256
 from streams.settings import Settings
-from streams.sinks.ddl import AUDIT_FUNCTION, AUDIT_TABLE, CONFLICTS_TABLE, NOTICES_TABLE, OFFSETS_TABLE
+from streams.sinks.ddl import (
+    AUDIT_FUNCTION,
+    AUDIT_TABLE,
+    CONFLICTS_TABLE,
+    NOTICES_TABLE,
+    OFFSETS_TABLE,
+    SNAPSHOT_POINTS_TABLE,
+)
 from streams.sinks.mapping import DeletePolicy, TableMapping
 from streams.sinks.postgres import conninfo_from
 
 SINK_SECRETS_RELATIVE = Path("secrets") / "sink-secrets.properties"
 PASSWORD_KEY = "worker.password"  # noqa: S105 - the key's name, not a password
-CONTROL_TABLES = (OFFSETS_TABLE, CONFLICTS_TABLE, AUDIT_TABLE, NOTICES_TABLE)
+CONTROL_TABLES = (OFFSETS_TABLE, CONFLICTS_TABLE, AUDIT_TABLE, NOTICES_TABLE, SNAPSHOT_POINTS_TABLE)
 # Serialises concurrent grants (parallel test fixtures, two `migrate` runs): CREATE ROLE and
 # GRANT on one object race with "tuple concurrently updated" otherwise.
 _LOCK_KEY = 0x6366_7367  # "cfsg"

@@ -37,10 +37,14 @@ def test_pg_events_within_one_transaction_order_by_lsn() -> None:
     assert pg(100, 120) < pg(100, 121) < pg(130, 125)
 
 
-def test_pg_null_entries_encode_as_zero_and_snapshot_precedes_streaming() -> None:
-    snapshot = pg(None, 500)
-    assert snapshot.parts == (0, 500, 1)
-    assert snapshot < pg(510, 520)
+def test_pg_snapshot_record_sits_at_the_snapshot_point() -> None:
+    snapshot = postgres_position({"sequence": '[null, "500"]', "txId": 9, "snapshot": "true"})
+    assert snapshot.parts == (500, 0, 9)
+    assert pg(499, 600) < snapshot < pg(500, 400) < pg(510, 520)
+
+
+def test_pg_streamed_event_without_last_commit_orders_by_its_lsn() -> None:
+    assert pg(None, 500).parts == (500, 500, 1)
 
 
 def test_pg_sequence_may_arrive_as_list() -> None:
@@ -69,11 +73,13 @@ def test_binlog_rows_within_one_event() -> None:
     assert a < b
 
 
-def test_gtid_orders_before_binlog_coordinates_after_failover() -> None:
-    # After a primary switch the new server's binlog files restart, the GTID sequence does not.
-    before_failover = mysql_position({"gtid": "0-1-1000", "file": "b.000090", "pos": 9000, "row": 0})
-    after_failover = mysql_position({"gtid": "0-2-1001", "file": "b.000001", "pos": 4, "row": 0})
-    assert before_failover < after_failover
+def test_binlog_coordinates_order_mariadb_and_snapshot_precedes_streaming_at_its_point() -> None:
+    # A snapshot record carries no GTID, so binlog coordinates come first (see position.py).
+    before = mysql_position({"gtid": "0-1-1000", "file": "b.000090", "pos": 9000, "row": 0})
+    snapshot = mysql_position({"file": "b.000090", "pos": 9100, "row": 0, "snapshot": "last"})
+    at_point = mysql_position({"gtid": "0-1-1001", "file": "b.000090", "pos": 9100, "row": 0})
+    assert before < snapshot < at_point
+    assert snapshot.parts == (90, 9100, 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -112,3 +118,4 @@ def test_out_of_range_parts_and_garbage_bytes_are_rejected() -> None:
     with pytest.raises(ValueError):
         SourcePosition.from_bytes(b"\x01\x00")
     assert str(SourcePosition(SourceKind.MYSQL, (1, 2))) == "mysql:1/2"
+    assert SourcePosition.from_bytes(b"\x02" + bytes(8)).kind is SourceKind.MYSQL_GTID  # old sinks
