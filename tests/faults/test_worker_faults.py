@@ -201,7 +201,7 @@ def test_k2_crash_after_sink_commit_before_kafka_commit(
 
 
 # Any retry the outage caused: the flush, or a record whose previous-row lookup (customers
-# updates, see streams/pipeline/previous.py) met the down sink first; both back off the same way.
+# updates, see streams/sinks/previous.py) met the down sink first; both back off the same way.
 _RETRY = re.compile(r"failed, retrying in ([0-9.]+) s: sink ")
 _FLUSH_RETRY = re.compile(r"sink flush failed, retrying in ([0-9.]+) s")
 

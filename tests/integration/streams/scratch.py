@@ -26,7 +26,6 @@ import pymysql
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
-from streams.domains import default_registry
 
 from streams.codecs import AvroDecoder
 from streams.connect.apply import wait_running, wait_state
@@ -34,6 +33,7 @@ from streams.connect.client import ConnectClient
 from streams.connect.definitions import load_definitions, template_variables
 from streams.errors import ConnectNotFoundError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
+from streams.project import HandlerRegistry
 from streams.registry.client import RegistryClient
 from streams.settings import Settings
 from streams.sinks import AsyncPostgresSink, conninfo_from
@@ -287,7 +287,7 @@ class ScratchPipeline:
         )  # fmt: skip
         producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, acks="all")
         ps = PipelineSettings(topics=(self.topic,), sink_schema=schema, publish_domain_events=False)
-        handler = Handler(AvroDecoder(RegistryClient(s.registry.url)), default_registry(), None, sink, None)
+        handler = Handler(AvroDecoder(RegistryClient(s.registry.url)), HandlerRegistry(), None, sink, None)
         p = self.pipeline = Pipeline(consumer, producer, sink, handler, ps)
         await sink.ensure_schema()
         await producer.start()
