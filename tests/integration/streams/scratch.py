@@ -35,10 +35,11 @@ from streams.errors import ConnectNotFoundError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
 from streams.project import HandlerRegistry
 from streams.registry.client import RegistryClient
+from streams.secrets import placeholder
 from streams.settings import Settings
 from streams.sinks import AsyncPostgresSink, conninfo_from
 from streams.sinks.mapping import Column, TableMapping
-from streams.stack.secrets import STACK_SECRETS, placeholder
+from streams.stack.secrets import STACK_SECRETS
 from streams.stack.supervisor import context_for
 from tests.polling import poll
 
