@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -17,10 +18,23 @@ Topic = Annotated[str, typer.Argument(help="The source topic, e.g. customers.pub
 
 
 @app.command()
-def show(ctx: typer.Context, topic: Topic, limit: Annotated[int, typer.Option("--limit", "-n")] = 50) -> None:
+def show(
+    ctx: typer.Context,
+    topic: Topic,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per dead letter.")] = False,
+) -> None:
     """Dead letters with the error and where they came from."""
+    letters = list(dlq.read(settings_of(ctx).kafka.bootstrap_servers, topic, limit))
+    if as_json:
+        rows = [
+            {"dlq_offset": d.dlq_offset, **d.why, "bytes": len(d.value or b""), "form": _form(d.why)}
+            for d in letters
+        ]
+        out.print_json(json.dumps(rows))
+        return
     grid = Table("dlq offset", "source", "error", "message", "bytes", "form")
-    for d in dlq.read(settings_of(ctx).kafka.bootstrap_servers, topic, limit):
+    for d in letters:
         why = d.why
         source = f"{why.get('source_topic')}[{why.get('source_partition')}]@{why.get('source_offset')}"
         grid.add_row(

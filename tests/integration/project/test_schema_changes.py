@@ -6,6 +6,7 @@ files, tables file, sink schema and worker, so it can drop, rename and truncate 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -261,8 +262,9 @@ def test_renamed_column_fails_loudly_and_verify_leads_back_to_equal(project: Scr
     hint = f"changefeed connectors snapshot {p.pg_connector} {s}.people"
     assert hint in missing.stdout, missing.stdout  # verify proposes the way back
     topic = f"{p.pg_prefix}.{s}.people"
-    letters = p.run("dlq", "show", topic)  # why they are missing: the transform's dead letters
-    assert letters.stdout.count("TransformError") == 7, letters.stdout
+    letters = p.run("dlq", "show", topic, "--json")  # why they are missing: the transform's dead letters
+    classes = [d["error_class"] for d in json.loads(letters.stdout)]
+    assert classes.count("TransformError") == 7, letters.stdout
 
     # The recovery: re-read the table from the source, then verify.
     snapshot = p.run(*hint.split()[1:])
