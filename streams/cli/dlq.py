@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streams import dlq
 from streams.cli.context import settings_of
+from streams.pipeline import dlq_replay as dlq
 
 app = typer.Typer(help="Dead-letter topics (<topic>.dlq).", no_args_is_help=True)
 out = Console()

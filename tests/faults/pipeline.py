@@ -42,10 +42,10 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from psycopg import sql
 
-from streams import dlq
 from streams.app import sink_application_name
 from streams.demo.project import shipping_mappings, shipping_sink
 from streams.load import LoadPlan, LoadReport, Mix, run_load
+from streams.pipeline import dlq_replay as dlq
 from streams.project import load_project
 from streams.settings import Settings
 from streams.sinks import AUDIT_TABLE, OFFSETS_TABLE, conninfo_from

@@ -18,8 +18,8 @@ import pytest
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
 
-from streams import dlq
 from streams.demo.measure import read_changes
+from streams.pipeline import dlq_replay as dlq
 from streams.pipeline.loop import FAULT_EXIT_CODE
 from streams.sinks import reset_offsets
 from tests.faults.pipeline import FaultPipeline, WorkerProc, Workers, fault_pipeline

@@ -20,9 +20,9 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from streams import dlq
 from streams.cdc.topics import OUTBOX_PREFIX
 from streams.demo.project.customers import TOPIC as CUSTOMERS_EVENTS
+from streams.pipeline import dlq_replay as dlq
 from streams.pipeline import parse_headers
 from streams.pipeline.deadletter import record_size
 from streams.settings import Settings

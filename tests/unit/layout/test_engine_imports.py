@@ -16,7 +16,7 @@ import streams
 
 ROOT = Path(streams.__file__).parent
 ENGINE = ["cdc", "codecs", "registry", "connect", "sinks", "pipeline", "stack", "project", "verify"]
-SHARED = ["app.py", "settings.py", "errors.py", "dlq.py", "secrets.py"]
+SHARED = ["app.py", "settings.py", "errors.py", "secrets.py"]
 DEMO = ("streams.demo", "streams.load")
 
 
