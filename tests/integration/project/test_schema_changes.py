@@ -31,6 +31,7 @@ def project(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) 
         p.close()
 
 
+@pytest.mark.scenario("E2")
 def test_dropped_source_column_keeps_sink_values_and_is_reported(project: ScratchProject) -> None:
     """E2: DROP COLUMN of a mapped column mid-run, then updates of the rows."""
     p = project
@@ -108,6 +109,7 @@ truncate = "ignore"
 """
 
 
+@pytest.mark.scenario("E1")
 def test_truncate_is_applied_per_delete_policy_or_ignored_loudly(project: ScratchProject) -> None:
     """E1: TRUNCATE of captured PostgreSQL and MariaDB tables."""
     p = project
@@ -228,6 +230,7 @@ columns.note = {{ type = "text" }}
 """
 
 
+@pytest.mark.scenario("E3")
 def test_renamed_column_fails_loudly_and_verify_leads_back_to_equal(project: ScratchProject) -> None:
     """E3: RENAME COLUMN of a mapped column under BACKWARD, then back; the recovery README
     *Troubleshooting* documents, exactly as run here."""

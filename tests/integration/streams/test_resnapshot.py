@@ -67,6 +67,7 @@ def ledger(sink: Conn, schema: str) -> dict[str, int]:
     return {str(r): int(n) for r, n in rows}  # type: ignore[call-overload]
 
 
+@pytest.mark.scenario("R1")
 def test_resnapshot_after_a_capture_gap_applies_newer_rows_and_removes_deleted_ones(
     settings: Settings, sink: Conn, schema: str, scratch: Scratch
 ) -> None:

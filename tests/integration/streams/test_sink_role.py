@@ -1,4 +1,4 @@
-"""X4: the workers write to the sink with their own least-privilege login, never a superuser.
+"""E7: the workers write to the sink with their own least-privilege login, never a superuser.
 
 The login may use and create in its sink schema only: it cannot read a table elsewhere, call a
 superuser function, create roles or schemas; a worker running with it materializes every row;
@@ -54,7 +54,7 @@ def _denied(conn: Conn, statement: str) -> bool:
     return False
 
 
-@pytest.mark.scenario("X4")
+@pytest.mark.scenario("E7")
 def test_the_workers_login_is_least_privilege_and_materializes_every_row(
     settings: Settings,
     sink: Conn,
