@@ -77,15 +77,7 @@ class ScratchProject:
 
     # --- databases -------------------------------------------------------------------------
     def pg(self) -> psycopg.Connection[Any]:
-        db = self.settings.source_postgres
-        return psycopg.connect(
-            host=db.host,
-            port=db.port,
-            user=db.user,
-            password=db.password.get_secret_value(),
-            dbname=db.database,
-            autocommit=True,
-        )
+        return psycopg.connect(conninfo_from(self.settings.source_postgres), autocommit=True)
 
     def maria(self) -> pymysql.Connection[Any]:
         db = self.settings.source_mariadb
