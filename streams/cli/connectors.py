@@ -24,7 +24,7 @@ from streams.connect.apply import (
     wait_running,
     wait_state,
 )
-from streams.connect.backfill import added_tables
+from streams.connect.backfill import INCLUDE, added_tables, restart_with
 from streams.connect.definitions import ConnectorDefinition, secrets_file
 from streams.connect.heal import DEFAULT_INTERVAL_S, Cause, Healer, classify, heal_forever, summary
 from streams.connect.signals import send_snapshot_signal
@@ -125,6 +125,8 @@ def _backfill(ctx: typer.Context, name: str, config: dict[str, str], result: App
     if not tables:
         return
     try:
+        with _connect(ctx) as client:
+            restart_with(client, name, config.get(INCLUDE, ""))
         signal_id = send_snapshot_signal(settings_of(ctx), name, config, tables)
     except ChangefeedError as exc:
         err.print(f"  [red]cannot backfill {', '.join(tables)}:[/red] {exc}")

@@ -105,6 +105,10 @@ class ConnectClient:
         """Stop the connector and its tasks but keep the config (needed before offset changes)."""
         self._t.request("PUT", f"/connectors/{_seg(name)}/stop")
 
+    def task_configs(self, name: str) -> list[dict[str, str]]:
+        """The configs the connector generated for its tasks (what the running tasks use)."""
+        return [dict(t.get("config") or {}) for t in self._json("GET", f"/connectors/{_seg(name)}/tasks")]
+
     def restart(self, name: str, *, include_tasks: bool = True, only_failed: bool = False) -> None:
         params = {"includeTasks": str(include_tasks).lower(), "onlyFailed": str(only_failed).lower()}
         self._t.request("POST", f"/connectors/{_seg(name)}/restart", params=params)
