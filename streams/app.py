@@ -14,6 +14,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]  # no py.typed
@@ -22,6 +23,7 @@ from psycopg.conninfo import make_conninfo
 
 from streams.codecs import AvroDecoder
 from streams.connect.heal import HealService
+from streams.connect.health import slot_health
 from streams.errors import ChangefeedError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
 from streams.pipeline.clients import consumer_kwargs, producer_kwargs
@@ -104,6 +106,7 @@ class PipelineService(Service):
             self.settings.kafka.bootstrap_servers, self.topics, domain, self.ps.created_topic_partitions
         )
         await p.backoff.retry("sink schema setup", p.sink.ensure_schema)
+        p.metrics.watch_slots(partial(slot_health, self.settings.source_postgres))
         p.metrics.serve(self.settings.worker.metrics_port)
         await p.producer.start()
         # A pattern, not a list: Connect creates a change topic with its first record, so on a
@@ -111,6 +114,7 @@ class PipelineService(Service):
         log.info("consuming %s", ", ".join(self.topics))
         p.consumer.subscribe(pattern=topics_pattern(self.topics), listener=Rebalance(p))
         await p.consumer.start()
+        p.metrics.probes.started = True
 
     @Service.task
     async def _consume(self) -> None:
@@ -130,6 +134,7 @@ class PipelineService(Service):
         if p is None:
             return
         p.stopping.set()
+        p.metrics.probes.stopping = True
         async with p.lock:  # the batch in flight finishes (or gives up its retry) first
             await p.consumer.stop()
             await p.producer.stop()

@@ -108,6 +108,7 @@ class Pipeline:
             batches = await self.consumer.getmany(
                 timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch
             )
+            self.metrics.probes.polled()
             records = [r for rs in batches.values() for r in rs]
             if records:
                 async with self.lock:
@@ -144,6 +145,7 @@ class Pipeline:
                 return list(await asyncio.gather(*acks))
 
             await self.backoff.retry("publish ack", acked)
+        pending = self.metrics.pending(self.sink.batch.writes)  # before the flush clears them
         started = time.perf_counter()
         watch = asyncio.create_task(self._watch_flush())
         try:
@@ -151,6 +153,7 @@ class Pipeline:
         finally:
             watch.cancel()
         self.metrics.observe_flush(result, time.perf_counter() - started)
+        self.metrics.observe_applied(records, pending, result, self._high_water)
         self.stats["records"] += len(records)
         self.stats["applied"] += result.applied
         self.stats["flushes"] += 1
@@ -161,6 +164,9 @@ class Pipeline:
         self._fault_exit_after_flush()
         await self._commit(result)
         return result
+
+    def _high_water(self, topic: str, partition: int) -> int | None:
+        return self.consumer.highwater(TopicPartition(topic, partition))  # type: ignore[no-any-return]
 
     def _fault_exit_after_flush(self) -> None:
         """TEST-ONLY (K2): die between the sink commit and the Kafka commit; off by default."""
@@ -268,6 +274,7 @@ class Pipeline:
             log.warning("%s dead-lettered as %s", where, form.form)
         self.stats["dead_letters"] += 1
         self.metrics.dead_letters.labels(topic=r.topic).inc()
+        self.metrics.observe_dead_letter(r.topic)
         self.metrics.dead_letter_forms.labels(topic=r.topic, form=form.form).inc()
 
     async def _send_letter(self, p: Poison, form: Letter, partition: int | None) -> None:
@@ -318,8 +325,11 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
             for tp in revoked:
                 self.p.sink.revoke(tp.topic, [tp.partition])
                 self.p.dead_lettered.forget(tp.topic, [tp.partition])
+            owned = len(self.p.consumer.assignment()) - len(revoked)
+            self.p.metrics.observe_revoked([(tp.topic, tp.partition) for tp in revoked], max(0, owned))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.p.metrics.observe_assigned([(tp.topic, tp.partition) for tp in assigned], len(assigned))
         by_topic: dict[str, list[int]] = {}
         for tp in assigned:
             by_topic.setdefault(tp.topic, []).append(tp.partition)

@@ -1,19 +1,40 @@
 """Prometheus metrics of one worker, served on ``WorkerSettings.metrics_port`` (0: off).
 
-Labels stay low-cardinality: topic, sink table, conflict reason — never keys or ids. The worker's
-own registry (not the process default) keeps tests and several pipelines in one process apart.
+Labels stay low-cardinality: topic, partition number, sink table, slot, conflict reason — never
+keys, ids or offsets. The worker's own registry (not the process default) keeps tests and
+several pipelines in one process apart. The same port answers ``/healthz`` and ``/readyz``
+(streams.pipeline.probes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.pipeline.probes import Probes, serve_probes
 from streams.sinks import FlushResult
+
+# Source commit → sink commit: milliseconds when flowing, minutes after an outage or a backlog.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+# A pending latency sample: (sink table, when the source committed the change).
+Pending = list[tuple[str, datetime]]
+# The broker's next offset of a partition (None: not known yet).
+HighWater = Callable[[str, int], int | None]
+
+
+def source_table_of(topic: str) -> str:
+    """``<prefix>.<schema|db>.<table>`` → ``<schema|db>.<table>`` (bounded: one per captured table)."""
+    parts = topic.split(".")
+    return ".".join(parts[1:]) if len(parts) >= 3 else topic
+
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +105,46 @@ class PipelineMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=r,
         )
+        # Issue 17: what an operator watches and alerts on.
+        self.lag_events = Gauge(
+            "changefeed_partition_lag_events",
+            "Records in the partition not yet applied (broker high-water mark - next offset), after a flush.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.lag_seconds = Gauge(
+            "changefeed_partition_lag_seconds",
+            "While records wait: age of the newest applied one (an upper bound of the oldest waiting"
+            " record's age); 0 when caught up.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.end_to_end = Histogram(
+            "changefeed_end_to_end_latency_seconds",
+            "Source commit (the change's source timestamp) to the sink commit of its flush.",
+            ["table"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_records = Histogram(
+            "changefeed_batch_records",
+            "Records per processed batch (one flush).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.dead_letters_by_table = Counter(
+            "changefeed_table_dead_lettered",
+            "Records sent to a dead-letter topic, by source table (schema.table or db.table).",
+            ["source_table"],
+            registry=r,
+        )
+        self.rebalances = Counter(
+            "changefeed_rebalances", "Partition assignments this worker received.", registry=r
+        )
+        self.assigned = Gauge(
+            "changefeed_assigned_partitions", "Partitions this worker owns now.", registry=r
+        )
+        self.probes = Probes()
 
     def observe_records(self, records: Sequence[Any]) -> None:
         for topic, n in Tally(r.topic for r in records).items():
@@ -104,14 +165,68 @@ class PipelineMetrics:
             self.truncates.labels(table=table, action=action).inc()
             self.truncated_rows.labels(table=table).inc(rows)
 
+    @staticmethod
+    def pending(writes: Iterable[Any]) -> Pending:
+        """Before a flush: each buffered change's sink table and source commit time."""
+        return [
+            (f"{w.mapping.sink_schema}.{w.mapping.sink_table}", w.event.source_ts)
+            for w in writes
+            if w.event.source_ts is not None
+        ]
+
+    def observe_applied(
+        self, records: Sequence[Any], pending: Pending, result: FlushResult, high_water: HighWater
+    ) -> None:
+        """After a committed flush: batch size, end-to-end latency, lag of the batch's partitions."""
+        self.batch_records.observe(len(records))
+        now = datetime.now(UTC)
+        for table, committed in pending:
+            self.end_to_end.labels(table=table).observe(max(0.0, (now - committed).total_seconds()))
+        newest: dict[tuple[str, int], int] = {}
+        for r in records:
+            key = (r.topic, r.partition)
+            newest[key] = max(newest.get(key, r.timestamp), r.timestamp)
+        for (topic, partition), next_offset in result.offsets.items():
+            end = high_water(topic, partition)
+            if end is None:
+                continue
+            waiting = max(0, end - next_offset)
+            self.lag_events.labels(topic=topic, partition=str(partition)).set(waiting)
+            last = newest.get((topic, partition))
+            age = max(0.0, time.time() - last / 1000) if waiting and last is not None else 0.0
+            self.lag_seconds.labels(topic=topic, partition=str(partition)).set(age)
+
+    def observe_dead_letter(self, topic: str) -> None:
+        self.dead_letters_by_table.labels(source_table=source_table_of(topic)).inc()
+
+    def observe_assigned(self, partitions: Iterable[tuple[str, int]], owned: int) -> None:
+        self.rebalances.inc()
+        self.assigned.set(owned)
+        del partitions  # per-partition gauges appear with the first flush of each
+
+    def observe_revoked(self, partitions: Iterable[tuple[str, int]], owned: int) -> None:
+        """A partition another worker now owns must not keep reporting this worker's stale lag."""
+        for topic, partition in partitions:
+            for gauge in (self.lag_events, self.lag_seconds):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(topic, str(partition))
+        self.assigned.set(owned)
+
     def serve(self, port: int, host: str = "127.0.0.1") -> bool:
-        """Start the scrape endpoint; a taken port (a second worker on this host) only warns."""
+        """Start the scrape endpoint (and the probes); a taken port (a second worker on this
+        host) only warns."""
         if not port:
             return False
         try:
-            start_http_server(port, addr=host, registry=self.registry)
+            serve_probes(self.registry, self.probes, port, host)
         except OSError as exc:
             log.warning("metrics endpoint %s:%d not started: %s", host, port, exc)
             return False
-        log.info("metrics on http://%s:%d/metrics", host, port)
+        log.info("metrics on http://%s:%d/metrics, probes on /healthz and /readyz", host, port)
         return True
+
+    def watch_slots(self, read: Callable[[], list[Any]]) -> None:
+        """Export the source's replication slots (``streams.pipeline.slot_metrics``) at scrape time."""
+        from streams.pipeline.slot_metrics import SlotCollector
+
+        self.registry.register(SlotCollector(read))

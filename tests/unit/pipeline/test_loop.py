@@ -76,11 +76,15 @@ class FakeProducer:
 class FakeConsumer:
     def __init__(self) -> None:
         self.committed: dict[Any, int] = {}
+        self.end: int | None = None  # the broker's high-water mark; None: not known yet
 
     def assignment(self) -> set[Any]:
         from aiokafka import TopicPartition
 
         return {TopicPartition("t", 0)}
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.end
 
     async def commit(self, offsets: dict[Any, int]) -> None:
         self.committed.update(offsets)
