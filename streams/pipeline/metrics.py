@@ -24,6 +24,9 @@ from streams.sinks import FlushResult
 # Source commit → sink commit: milliseconds when flowing, minutes after an outage or a backlog.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+# Ports a worker tries for its endpoint: the configured one and the next ones (several workers
+# on one host, as in the demo); `changefeed dashboard` scrapes the same range by default.
+PORT_TRIES = 4
 # A pending latency sample: (sink table, when the source committed the change).
 Pending = list[tuple[str, datetime]]
 # The broker's next offset of a partition (None: not known yet).
@@ -212,18 +215,21 @@ class PipelineMetrics:
                     gauge.remove(topic, str(partition))
         self.assigned.set(owned)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> bool:
-        """Start the scrape endpoint (and the probes); a taken port (a second worker on this
-        host) only warns."""
+    def serve(self, port: int, host: str = "127.0.0.1", tries: int = PORT_TRIES) -> bool:
+        """Start the scrape endpoint (and the probes). A taken port (another worker on this host)
+        moves on to the next one, ``tries`` in all, so every local worker can be scraped (the
+        dashboard looks at the same range); when all are taken, only a warning."""
         if not port:
             return False
-        try:
-            serve_probes(self.registry, self.probes, port, host)
-        except OSError as exc:
-            log.warning("metrics endpoint %s:%d not started: %s", host, port, exc)
-            return False
-        log.info("metrics on http://%s:%d/metrics, probes on /healthz and /readyz", host, port)
-        return True
+        for candidate in range(port, port + tries):
+            try:
+                serve_probes(self.registry, self.probes, candidate, host)
+            except OSError as exc:
+                log.warning("metrics endpoint %s:%d not started: %s", host, candidate, exc)
+                continue
+            log.info("metrics on http://%s:%d/metrics, probes on /healthz and /readyz", host, candidate)
+            return True
+        return False
 
     def watch_slots(self, read: Callable[[], list[Any]]) -> None:
         """Export the source's replication slots (``streams.pipeline.slot_metrics``) at scrape time."""
