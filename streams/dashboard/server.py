@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.dashboard.collect import Snapshot, look
+from streams.dashboard.exporter import SnapshotCollector
 from streams.dashboard.history import History
 from streams.dashboard.page import live, page
 from streams.pipeline.metrics import PORT_TRIES
@@ -51,6 +53,8 @@ class Dashboard:
         self.snapshot: Snapshot | None = None
         self.version = 0
         self.changed = asyncio.Condition()
+        self.registry = CollectorRegistry()
+        self.registry.register(SnapshotCollector(lambda: self.snapshot))
 
     async def collect_forever(self) -> None:
         looks = 0
@@ -89,6 +93,12 @@ class Dashboard:
         snap = await self.newer(0)
         return web.json_response(self.derived(snap))
 
+    async def metrics(self, request: web.Request) -> web.Response:
+        await self.newer(0)
+        return web.Response(
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
     async def events(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -114,6 +124,7 @@ class Dashboard:
         app.router.add_get("/", self.index)
         app.router.add_get("/events", self.events)
         app.router.add_get("/api/snapshot", self.api)
+        app.router.add_get("/metrics", self.metrics)
         app.router.add_static("/static", STATIC)
         app.cleanup_ctx.append(self._collector)
         return app
