@@ -21,11 +21,23 @@ class Limits:
 
 def failing(snap: Snapshot, limits: Limits) -> list[str]:
     out = [f"unreadable: {e}" for e in snap.errors]
-    out += [f"capture: {p}" for p in snap.problems]
+    # Connectors are judged below, and only the project's: a shared Connect cluster runs other
+    # teams' connectors, whose failures are theirs. Sources, slots and binlogs stay (shared disk).
+    out += [f"capture: {p}" for p in snap.problems if not p.startswith("connector ")]
+    mine = set(snap.project_connectors)
     for c in snap.connectors:
-        if c.state != "FAILED" and (c.state != "RUNNING" or any(s != "RUNNING" for _, s in c.tasks)):
+        if mine and c.name not in mine:
+            continue
+        if c.state == "FAILED":
+            out.append(f"connector {c.name}: FAILED — {c.failure}")
+        elif c.state != "RUNNING" or any(s != "RUNNING" for _, s in c.tasks):
             tasks = ", ".join(f"{i}={s}" for i, s in c.tasks) or "no tasks"
             out.append(f"connector {c.name}: {c.state} ({tasks}), nothing is captured")
+    missing = sorted(mine - {c.name for c in snap.connectors})
+    if missing and not any(e.startswith("capture") for e in snap.errors):
+        out += [
+            f"connector {name}: not on the Connect cluster (changefeed connectors apply)" for name in missing
+        ]
     for t in snap.tables:
         if t.lag_seconds > limits.max_lag_s:
             age = f"oldest {t.lag_seconds:.0f} s old (limit {limits.max_lag_s:g} s)"

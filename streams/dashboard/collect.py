@@ -83,7 +83,8 @@ class Subject:
 class Snapshot:
     at: float  # unix time of the look
     group: str
-    connectors: list[Connector] = field(default_factory=list)
+    connectors: list[Connector] = field(default_factory=list)  # every connector on the cluster
+    project_connectors: list[str] = field(default_factory=list)  # the project's connector files
     tables: list[TableRow] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
     group_state: str = ""
@@ -282,6 +283,7 @@ def look(
     """Everything once. ``slow=False`` skips the registry (it changes only with a deployment)."""
     started = time.monotonic()
     snap = Snapshot(time.time(), settings.worker.app_id)
+    snap.project_connectors = _part(snap, "project", lambda: list(load_project(settings).connectors), [])
     _part(snap, "capture", lambda: connectors_and_sources(settings, snap), None)
     _part(snap, "sink tables", lambda: tables(settings, snap, schema or settings.pipeline.sink_schema), None)
     _part(snap, "worker group", lambda: workers(settings, snap), None)

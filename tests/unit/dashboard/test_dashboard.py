@@ -64,13 +64,25 @@ def test_history_keeps_fifteen_minutes() -> None:
 
 def test_checks_name_each_failure_on_one_line() -> None:
     s = snap(0.0, lag=12, lag_s=300.0)
-    s.connectors = [Connector("a", "RUNNING", [(0, "RUNNING")]), Connector("b", "PAUSED", [(0, "PAUSED")])]
+    s.connectors = [
+        Connector("a", "RUNNING", [(0, "RUNNING")]),
+        Connector("b", "PAUSED", [(0, "PAUSED")]),
+        Connector("c", "FAILED", [(0, "FAILED")], "task 0: boom (permanent)"),
+        Connector("theirs", "FAILED", [(0, "FAILED")], "task 0: not ours"),
+    ]
+    s.project_connectors = ["a", "b", "c", "gone"]
     s.sources = [Source("slot x", "slot", 5 * 1024**3, "inactive")]
-    s.problems = ["connector c FAILED — task 0: boom (permanent)"]
+    s.problems = [
+        "connector c FAILED — task 0: boom (permanent)",
+        "connector theirs FAILED — task 0: not ours",
+        "source source_mariadb (h:1/db) unreachable: refused",
+    ]
     lines = failing(s, Limits(max_lag_s=60, max_slot_bytes=1024**3, min_workers=1))
     assert lines == [
-        "capture: connector c FAILED — task 0: boom (permanent)",
+        "capture: source source_mariadb (h:1/db) unreachable: refused",
         "connector b: PAUSED (0=PAUSED), nothing is captured",
+        "connector c: FAILED — task 0: boom (permanent)",
+        "connector gone: not on the Connect cluster (changefeed connectors apply)",
         "lag public.t: 12 events, oldest 300 s old (limit 60 s)",
         "slot x: retains 5.0 GiB of WAL (limit 1.0 GiB)",
         "workers: 0 in group grp (need 1)",
