@@ -142,7 +142,7 @@ def chart(history: History, now: float) -> str:
     top_lag = max((n for _, n in lag), default=0.0)
     return (
         '<section data-section="chart"><h2>Last 15 minutes</h2>'
-        f'<svg viewBox="0 0 {CHART_W} {CHART_H}" width="100%" height="{CHART_H}" role="img"'
+        f'<svg viewBox="0 0 {CHART_W} {CHART_H}" width="{CHART_W}" height="{CHART_H}" role="img"'
         ' aria-label="throughput and lag over the last 15 minutes">'
         f'<rect width="{CHART_W}" height="{CHART_H}" class="bg"/>'
         + _polyline(rate, t0, top_rate, "rate")

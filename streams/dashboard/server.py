@@ -53,6 +53,7 @@ class Dashboard:
         self.snapshot: Snapshot | None = None
         self.version = 0
         self.changed = asyncio.Condition()
+        self.feeds: set[asyncio.Task[Any]] = set()
         self.registry = CollectorRegistry()
         self.registry.register(SnapshotCollector(lambda: self.snapshot))
 
@@ -109,6 +110,9 @@ class Dashboard:
         )
         await response.prepare(request)
         seen = 0
+        task = asyncio.current_task()
+        assert task is not None
+        self.feeds.add(task)
         try:
             while True:
                 snap = await self.newer(seen)
@@ -116,7 +120,9 @@ class Dashboard:
                 data = json.dumps({"html": live(snap, self.history), "at": snap.at})
                 await response.write(f"event: snapshot\ndata: {data}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):
-            pass  # the browser went away
+            pass  # the browser went away, or the server stops
+        finally:
+            self.feeds.discard(task)
         return response
 
     def app(self) -> web.Application:
@@ -127,7 +133,13 @@ class Dashboard:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_static("/static", STATIC)
         app.cleanup_ctx.append(self._collector)
+        app.on_shutdown.append(self._end_feeds)
         return app
+
+    async def _end_feeds(self, app: web.Application) -> None:
+        """An open feed never ends by itself: end them so a stop does not wait for them."""
+        for task in list(self.feeds):
+            task.cancel()
 
     async def _collector(self, app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(self.collect_forever())
@@ -149,4 +161,12 @@ def serve(dashboard: Dashboard, host: str, port: int, on_ready: Callable[[str], 
         if on_ready is not None:
             on_ready(f"http://{host}:{port}/")
 
-    web.run_app(dashboard.app(), host=host, port=port, print=printed, access_log=None, handle_signals=True)
+    web.run_app(
+        dashboard.app(),
+        host=host,
+        port=port,
+        print=printed,
+        access_log=None,
+        handle_signals=True,
+        shutdown_timeout=5,
+    )
