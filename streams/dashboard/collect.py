@@ -223,7 +223,12 @@ def workers(settings: Settings, snap: Snapshot) -> None:
         admin.close()
     snap.group_state = str(desc.get("group_state") or "Dead")
     snap.workers = [
-        Worker(str(m.get("client_id", "")), str(m.get("client_host", "")).lstrip("/"), assigned(m))
+        # The member id (client id + a broker-made suffix): client ids are alike across workers.
+        Worker(
+            str(m.get("member_id") or m.get("client_id", "")),
+            str(m.get("client_host", "")).lstrip("/"),
+            assigned(m),
+        )
         for m in desc.get("members", [])
     ]
 

@@ -102,7 +102,7 @@ def workers(snap: Snapshot) -> str:
         for w in snap.workers
     ]
     caption = f"Workers: group {snap.group} ({snap.group_state or 'unknown'})"
-    return _table(caption, ["client", "host", "partitions"], rows, "no worker in the group", "workers")
+    return _table(caption, ["member", "host", "partitions"], rows, "no worker in the group", "workers")
 
 
 def subjects(snap: Snapshot) -> str:

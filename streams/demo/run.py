@@ -19,6 +19,7 @@ from kafka import KafkaAdminClient
 from psycopg import sql
 
 from streams.demo import measure, steps
+from streams.demo.dashboard import DemoDashboard
 from streams.demo.offsets import Offsets, TopicCounts, end_offsets
 from streams.demo.summary import DemoSummary
 from streams.errors import StackError
@@ -221,6 +222,8 @@ def run_demo(
     mappings = project_mappings(settings)
     paths = StackPaths(state_dir, settings.stack.cache_dir)
     workers = steps.Workers(paths.logs)
+    board = DemoDashboard.start(paths.logs, state_dir)
+    say(f"dashboard: {board.url} (live while the demo runs)")
     try:
         for log in workers.start(options.workers, state_dir):
             say(f"worker started, log: {log}")
@@ -240,4 +243,5 @@ def run_demo(
     finally:
         if not options.keep_workers:
             workers.stop()
+            board.stop()
     return summary, results
