@@ -128,6 +128,11 @@ def test_dashboard_in_a_browser(project: ScratchProject, browser: object, tmp_pa
         started = time.monotonic()
         poll(lambda: text(connector) == "PAUSED", 5, "PAUSED on the page", interval_s=0.1)
         paused_after = time.monotonic() - started
+        health = p.run("health", "--max-lag", "600")
+        assert health.returncode == 1
+        assert f"connector {p.pg_connector}: PAUSED (0=PAUSED), nothing is captured" in health.stderr, (
+            health.stderr
+        )
         assert p.run("connectors", "resume", p.pg_connector).returncode == 0
         poll(lambda: text(connector) == "RUNNING", 30, "RUNNING again after resume")
 
@@ -142,9 +147,21 @@ def test_dashboard_in_a_browser(project: ScratchProject, browser: object, tmp_pa
         poll(
             lambda: "no worker in the group" in text('section[data-section="workers"]'), 60, "the group empty"
         )
+        health = p.run("health", "--max-lag", "600")
+        assert health.returncode == 1
+        assert f"workers: 0 in group {p.env['CHANGEFEED_WORKER__APP_ID']} (need 1)" in health.stderr, (
+            health.stderr
+        )
         browser.save_screenshot(str(tmp_path / "dashboard.png"))
         start_worker(p)
         poll(lambda: cell("lag_events") == "0", 120, "lag back to 0 after the worker restarted")
+        poll(lambda: text('tr[data-worker] td[data-field="partitions"]').endswith(".items[0]"),
+             60, "the worker back in the group")  # fmt: skip
+        health = p.run("health", "--max-lag", "600")
+        # Only what is ours is judged here: the shared stack may have problems of its own.
+        assert "workers:" not in health.stderr, health.stderr
+        assert p.pg_connector not in health.stderr, health.stderr
+        assert f"lag {table}" not in health.stderr, health.stderr
         assert (tmp_path / "dashboard.png").stat().st_size > 10_000
         print(f"PAUSED shown {paused_after:.2f} s after the pause")
     finally:
