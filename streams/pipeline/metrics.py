@@ -190,7 +190,10 @@ class PipelineMetrics:
             key = (r.topic, r.partition)
             newest[key] = max(newest.get(key, r.timestamp), r.timestamp)
         for (topic, partition), next_offset in result.offsets.items():
-            end = high_water(topic, partition)
+            try:
+                end = high_water(topic, partition)
+            except Exception:  # e.g. a partition revoked meanwhile: a gauge must never stop the loop
+                end = None
             if end is None:
                 continue
             waiting = max(0, end - next_offset)

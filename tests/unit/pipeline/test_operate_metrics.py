@@ -132,3 +132,14 @@ def test_probes_and_metrics_share_the_port(served: tuple[str, Probes]) -> None:
     probes.started = True
     assert httpx.get(f"{url}/readyz").status_code == 200
     assert "changefeed_rebalances_total" in httpx.get(f"{url}/metrics").text
+
+
+def test_a_failing_high_water_only_skips_the_lag() -> None:
+    m = PipelineMetrics()
+
+    def revoked(topic: str, partition: int) -> int | None:
+        raise AssertionError("Partition is not assigned")  # what aiokafka raises
+
+    m.observe_applied([Rec("p.s.t", 0, 1, 0)], [], FlushResult(offsets={("p.s.t", 0): 2}), revoked)
+    assert sample(m, "changefeed_partition_lag_events", topic="p.s.t", partition="0") is None
+    assert sample(m, "changefeed_batch_records_count") == 1
