@@ -2,8 +2,10 @@
 
 A scratch project of its own (source schema, connector, sink schema, consumer group, metrics
 port): 4000 rows wait in Kafka before the worker starts, in batches of 100, so it has lag to
-work off; then live inserts. Every new metric must appear with bounded labels and plausible
-values: lag > 0 while catching up and 0 after, latency buckets filled, the slot's bytes.
+work off; then live inserts, a replayed old change (a conflict) and a poison record (a dead
+letter). Every new metric must appear with bounded labels and plausible values: lag > 0 while
+catching up and 0 after, latency buckets filled, conflicts and dead letters per table, the
+slot's bytes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.codecs import AvroDecoder
+from streams.registry.client import RegistryClient
 from streams.settings import Settings
 from tests.integration.project.scratch_project import ScratchProject
 from tests.polling import poll
@@ -64,6 +69,31 @@ def total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **l
     return sum(v for lab, v in samples.get(name, []) if all(lab.get(k) == x for k, x in labels.items()))
 
 
+def first_record(p: ScratchProject, topic: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    consumer = KafkaConsumer(bootstrap_servers=p.settings.kafka.bootstrap_servers, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        batch = poll(lambda: consumer.poll(timeout_ms=1000, max_records=1), 30, "the topic's first record")
+        (record,) = next(iter(batch.values()))
+        return record.key, record.value, list(record.headers or [])
+    finally:
+        consumer.close()
+
+
+def produce(
+    p: ScratchProject, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    producer = KafkaProducer(bootstrap_servers=p.settings.kafka.bootstrap_servers)
+    try:
+        for key, value, headers in records:
+            producer.send(topic, key=key, value=value, headers=headers, partition=0)
+        producer.flush(30)
+    finally:
+        producer.close()
+
+
 def test_worker_metrics_under_load(project: ScratchProject) -> None:
     p = project
     s = p.pg_schema
@@ -95,6 +125,24 @@ def test_worker_metrics_under_load(project: ScratchProject) -> None:
     assert max(lag_seen) > 0, f"lag never seen above 0 while catching up: {lag_seen[:20]}"
 
     topic = f"{p.pg_prefix}.{s}.items"
+    # A conflict and a dead letter, per table: the first change record again after a newer
+    # change of its row (the version guard refuses it), and a record that is not Avro at all.
+    key, value, headers = first_record(p, topic)
+    row_id = AvroDecoder(RegistryClient(p.settings.registry.url)).decode(key)["id"]
+    with p.pg() as pg:
+        pg.execute(f"UPDATE \"{s}\".items SET note = 'newer' WHERE id = %s", [row_id])
+    poll(lambda: p.sink_rows("items", "note", f"id = {int(row_id)}") == [("newer",)], 60, "the newer change")
+    produce(p, topic, [(key, value, headers), (key, b"not avro", [])])
+
+    def guarded() -> dict[str, list[tuple[dict[str, str], float]]] | None:
+        m = scrape(p)
+        conflicts = total(m, "changefeed_conflicts_total", table=table)
+        dead = total(m, "changefeed_table_dead_lettered_total", source_table=f"{s}.items")
+        return (
+            m if conflicts >= 1 and dead == 1 and total(m, "changefeed_partition_lag_events") == 0 else None
+        )
+
+    m = poll(guarded, 60, "the conflict and the dead letter counted for the table")
     assert {lab["topic"] for lab, _ in m["changefeed_partition_lag_events"]} == {topic}
     assert {lab["partition"] for lab, _ in m["changefeed_partition_lag_seconds"]} == {"0"}
     assert total(m, "changefeed_partition_lag_seconds") == 0
@@ -111,7 +159,8 @@ def test_worker_metrics_under_load(project: ScratchProject) -> None:
     assert total(m, "changefeed_assigned_partitions") == 1
     # (the older applied counter labels the bare table name; the new series qualify it, as the
     # conflict and missing-column counters do)
-    assert total(m, "changefeed_events_applied_total", table="items") == BACKLOG + LIVE
+    assert total(m, "changefeed_events_applied_total", table="items") >= BACKLOG + LIVE + 1
+    assert {lab["reason"] for lab, _ in m["changefeed_conflicts_total"]}, m["changefeed_conflicts_total"]
     assert total(m, "changefeed_source_slots_up") == 1
     assert [lab for lab, _ in m["changefeed_source_slot_retained_bytes"] if lab["slot"] == p.slot]
     # bounded labels only; no label value is a row key or an offset
