@@ -228,10 +228,13 @@ class PipelineMetrics:
             try:
                 serve_probes(self.registry, self.probes, candidate, host)
             except OSError as exc:
-                log.warning("metrics endpoint %s:%d not started: %s", host, candidate, exc)
+                log.info("metrics port %s:%d taken (%s), trying the next", host, candidate, exc)
                 continue
             log.info("metrics on http://%s:%d/metrics, probes on /healthz and /readyz", host, candidate)
             return True
+        log.warning(
+            "metrics endpoint not started: ports %d-%d on %s are all taken", port, port + tries - 1, host
+        )
         return False
 
     def watch_slots(self, read: Callable[[], list[Any]]) -> None:

@@ -143,3 +143,17 @@ def test_a_failing_high_water_only_skips_the_lag() -> None:
     m.observe_applied([Rec("p.s.t", 0, 1, 0)], [], FlushResult(offsets={("p.s.t", 0): 2}), revoked)
     assert sample(m, "changefeed_partition_lag_events", topic="p.s.t", partition="0") is None
     assert sample(m, "changefeed_batch_records_count") == 1
+
+
+def test_a_taken_metrics_port_moves_to_the_next() -> None:
+    first = PipelineMetrics()
+    server = serve_probes(first.registry, first.probes, 0)
+    port = server.server_port
+    try:
+        second = PipelineMetrics()
+        if not second.serve(port, tries=2):
+            pytest.skip(f"port {port + 1} is taken by something else")
+        assert "changefeed_rebalances_total" in httpx.get(f"http://127.0.0.1:{port + 1}/metrics").text
+        assert not PipelineMetrics().serve(port, tries=1)  # only the taken one: a warning, no endpoint
+    finally:
+        server.shutdown()
