@@ -10,22 +10,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from streams.cli import (
-    connectors,
-    dashboard,
-    demo,
-    dlq,
-    health,
-    load,
-    prune,
-    schemas,
-    services,
-    sink,
-    stack,
-    verify,
-    worker,
-)
+from streams.cli import connectors, demo, dlq, load, prune, schemas, services, sink, stack, verify, worker
 from streams.cli.context import CliState
+from streams.cli.dashboard import register as register_dashboard
+from streams.cli.health import register as register_health
 from streams.errors import ConfigError
 
 app = typer.Typer(
@@ -45,8 +33,8 @@ app.add_typer(dlq.app, name="dlq")
 load.register(app)
 verify.register(app)
 demo.register(app)
-dashboard.register(app)
-health.register(app)
+register_dashboard(app)
+register_health(app)
 
 
 @app.callback()
