@@ -143,4 +143,20 @@ def build_worker(settings: Settings, pipeline: PipelineSettings, loglevel: str =
     if settings.worker.heal_connectors and service.project.connectors:
         # Restarts the project's failed connector tasks whose cause is transient (streams.connect.heal).
         services.append(HealService(settings, names=service.project.connectors))
-    return Worker(*services, loglevel=loglevel, daemon=True)
+    # The event bus (streams/bus): a Faust app whose agents consume the domain topics, hosting
+    # these services; with no agent to run, the services run on `mode` alone (streams.bus.app).
+    from streams.bus.app import build_bus, host
+
+    bus = build_bus(settings, sorted(service.project.registry.domain_topics))
+    if not bus.agents:
+        return Worker(*services, loglevel=loglevel, daemon=True)
+    for s in services:
+        host(bus.app, s)
+    return faust_worker(bus.app, loglevel)
+
+
+def faust_worker(app: Any, loglevel: str) -> Worker:
+    import faust
+
+    worker: Worker = faust.Worker(app, loglevel=loglevel, quiet=True, daemon=True)
+    return worker

@@ -303,4 +303,7 @@ def build_services(settings: Settings) -> list[Service]:
         services.append(Service("registry", s.registry.port, _noop, _registry_argv,
                                 lambda c: health.http_ok(f"{c.settings.registry.url}/subjects"),
                                 depends_on=("kafka",), env=_registry_env))  # fmt: skip
+    from streams.stack.bus import bus_services  # imports Service from here
+
+    services.extend(bus_services(settings))
     return services

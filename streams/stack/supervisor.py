@@ -50,7 +50,9 @@ def context_for(settings: Settings) -> StackContext:
 def up(settings: Settings, report: Report) -> list[ServiceStatus]:
     """Start every service not already running; return when all are ready or raise."""
     ctx = context_for(settings)
-    ensure_packages(report)
+    bus = settings.bus
+    ensure_packages(report, {p: p for p, on in [("nats-server", bus.nats.enabled),
+                                                ("redis-server", bus.redis.enabled)] if on})  # fmt: skip
     _check_traversable(ctx.paths.state)
     services = build_services(settings)
     if all(_running(ctx, svc) and svc.ready(ctx) for svc in services):
