@@ -138,21 +138,23 @@ class PipelineService(Service):
 
 
 def build_worker(settings: Settings, pipeline: PipelineSettings, loglevel: str = "INFO") -> Worker:
+    return faust_worker(hosted_app(settings, pipeline), loglevel)
+
+
+def hosted_app(settings: Settings, pipeline: PipelineSettings) -> Any:
+    """The worker's Faust app: these services hosted beside the event bus's agents (streams/bus)."""
     service = PipelineService(settings, pipeline)
     services: list[Service] = [service]
     if settings.worker.heal_connectors and service.project.connectors:
         # Restarts the project's failed connector tasks whose cause is transient (streams.connect.heal).
         services.append(HealService(settings, names=service.project.connectors))
-    # The event bus (streams/bus): a Faust app whose agents consume the domain topics, hosting
-    # these services; with no agent to run, the services run on `mode` alone (streams.bus.app).
+    # With no agent the app runs producer-only (Faust's consumer crashes without topics).
     from streams.bus.app import build_bus, host
 
     bus = build_bus(settings, sorted(service.project.registry.domain_topics))
-    if not bus.agents:
-        return Worker(*services, loglevel=loglevel, daemon=True)
     for s in services:
         host(bus.app, s)
-    return faust_worker(bus.app, loglevel)
+    return bus.app
 
 
 def faust_worker(app: Any, loglevel: str) -> Worker:

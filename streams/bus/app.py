@@ -11,9 +11,9 @@ Two consumers share one process and one lifecycle:
   ``<worker app id>`` and its offsets in the sink (streams/pipeline/README.md says why it cannot
   be a Faust agent). Different groups, because the two consumers use different assignors.
 
-With nothing for Faust to consume (no handlers, no bridge enabled) there is no app: Faust's
-consumer crashes without agent topics, so ``build_worker`` then runs the services on ``mode``
-alone, exactly as before.
+With nothing for Faust to consume (no handlers, no bridge enabled) the app runs producer-only:
+Faust's consumer crashes without agent topics (and Faust cannot subscribe to a pattern), so it
+is not started, and the app only hosts the services.
 """
 
 from __future__ import annotations
@@ -50,13 +50,22 @@ def bus_group(settings: Settings) -> str:
     return f"{settings.worker.app_id}-bus"
 
 
+class BusApp(faust.App):
+    """A Faust app that runs producer-only when, at start, it has no agent (see the docstring)."""
+
+    def on_init_dependencies(self) -> Any:
+        if not self.agents:
+            self.producer_only = True
+        return super().on_init_dependencies()
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app fit for this worker: no web server, memory tables, our failover timings."""
     w, k = settings.worker, settings.kafka
     # Faust's data dir holds nothing with memory tables; keep it out of the working directory.
     datadir = settings.stack.state_dir / "bus" / f"{bus_group(settings)}-data"
     datadir.parent.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return BusApp(
         bus_group(settings),
         broker=f"kafka://{k.bootstrap_servers}",
         autodiscover=False,
@@ -214,13 +223,11 @@ def build_bus(settings: Settings, domain_topics: list[str], handlers: Handlers |
     topics = list(b.topics) or domain_topics
     bus = Bus(settings, create_app(settings), topics)
     handlers = load_handlers(b.handler_modules, handlers)
-    if not topics:
-        return bus
-    if b.nats.enabled:
+    if topics and b.nats.enabled:
         bus.add_bridge(NatsBridge(b.nats))
-    if b.redis.enabled:
+    if topics and b.redis.enabled:
         bus.add_bridge(RedisBridge(b.redis))
-    if handlers:
+    if topics and handlers:
         bus.add_handlers(handlers, AvroDecoder(RegistryClient(settings.registry.url)))
     if bus.agents:
         # The DLQs of the domain topics (partitions mirrored), created before Faust subscribes.

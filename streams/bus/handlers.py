@@ -5,8 +5,9 @@
         async def notify(tx: psycopg.AsyncConnection, event: CustomerEmailChanged) -> None:
             await tx.execute("INSERT INTO notifications ...", (...))
 
-A handler receives the typed record and a connection inside an open transaction. Before calling
-it, the runner inserts ``(handler, event id)`` into the processed-event ledger of that same
+A handler receives the typed record and a connection inside an open transaction, whose
+``search_path`` is ``[bus] handler_schema`` (the ledger's schema: unqualified names land there).
+Before calling it, the runner inserts ``(handler, event id)`` into the processed-event ledger of that same
 transaction: the ledger row and the handler's effect commit together or not at all, and an
 event seen again (a redelivery after a crash, a replay from offset 0) finds its row and is
 counted as a duplicate instead of running twice.
@@ -25,6 +26,7 @@ from streams.bus.records import DomainEventRecord
 from streams.errors import ConfigError
 
 HandlerFn = Callable[[psycopg.AsyncConnection[Any], Any], Awaitable[None]]
+SetupFn = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class Handlers:
 
     def __init__(self) -> None:
         self._by_type: dict[str, list[Registered]] = {}
+        self.setups: list[SetupFn] = []
+
+    def setup(self, fn: SetupFn) -> SetupFn:
+        """Run ``fn(conn)`` in a transaction on each new connection (create the effect tables)."""
+        self.setups.append(fn)
+        return fn
 
     def on(self, event_type: str, name: str | None = None) -> Callable[[HandlerFn], HandlerFn]:
         """Register ``fn`` for events of ``event_type`` (the Avro record's full name)."""

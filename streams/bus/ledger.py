@@ -75,12 +75,18 @@ class HandlerRunner:
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:
                 await self._conn.close()
-            self._conn = await psycopg.AsyncConnection.connect(self.conninfo)
-            async with self._conn.transaction():
-                await self._conn.execute(
+            conn = await psycopg.AsyncConnection.connect(self.conninfo)
+            async with conn.transaction():
+                await conn.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
                 )
-                await self._conn.execute(self._sql(_CREATE))
+                await conn.execute(self._sql(_CREATE))
+                # Session-wide (not SET LOCAL; it outlives this transaction): the handlers'
+                # unqualified names resolve to the ledger's schema.
+                await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+                for setup in self.handlers.setups:
+                    await setup(conn)
+            self._conn = conn
         return self._conn
 
     async def close(self) -> None:

@@ -79,12 +79,9 @@ def produce(
             producer.close()
 
 
-def bus_env(
-    settings: Settings, app_id: str, change_topic: str, domain_topic: str, **bus: str
-) -> dict[str, str]:
+def bus_env(change_topic: str, domain_topic: str, **bus: str) -> dict[str, str]:
     """A worker whose materializer consumes an empty private topic and whose bus reads ``domain_topic``."""
     env = {
-        "CHANGEFEED_WORKER__APP_ID": app_id,
         "CHANGEFEED_WORKER__METRICS_PORT": "0",
         "CHANGEFEED_WORKER__HEAL_CONNECTORS": "false",
         "CHANGEFEED_PIPELINE__TOPICS": json.dumps([change_topic]),

@@ -31,7 +31,7 @@ def test_jetstream_exactly_once_under_sigkill(
     produce(bus_settings, events)
     # Commits only every 60 s: the killed worker commits nothing, so all it published is redelivered.
     env = bus_env(
-        app_id, change, domain,
+        change, domain,
         nats__enabled="true", nats__stream=stream, nats__subject_prefix=prefix, commit_interval_s="60",
     )  # fmt: skip
     try:
