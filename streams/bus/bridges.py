@@ -18,6 +18,7 @@ nothing meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -59,6 +60,15 @@ class CloudEvent:
         return cls(attrs, value)
 
 
+async def _quiet(error: Exception) -> None:
+    # The agent's backoff logs the failure once per retry; nats-py would print a traceback each time.
+    log.debug("nats: %r", error)
+
+
+async def _quiet_event() -> None:
+    log.debug("nats: disconnected")
+
+
 class NatsBridge:
     name = "nats"
 
@@ -74,9 +84,12 @@ class NatsBridge:
         if self._nc is None or self._nc.is_closed:
             # No reconnect loop inside the client: a failed publish is retried by the agent's
             # backoff, which reconnects here.
-            self._nc = await nats.connect(
-                self.s.url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0
-            )
+            # max_reconnect_attempts=1: nats-py's initial connect loops forever at 0 or -1.
+            connect = nats.connect(
+                self.s.url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1,
+                reconnect_time_wait=0.5, error_cb=_quiet, disconnected_cb=_quiet_event,
+            )  # fmt: skip
+            self._nc = await asyncio.wait_for(connect, timeout=10)
             self._js = self._nc.jetstream()
             await self.ensure_stream()
         return self._js
