@@ -53,9 +53,9 @@ def test_jetstream_exactly_once_under_sigkill(
         poll(lambda: committed(bus_settings, group, domain) == ends, 180, "the bus group committed the topic")
         assert second.stop() == 0
         msgs = read_all(url, stream, f"{prefix}.>", EVENTS)
-        ids = [m.headers["Nats-Msg-Id"] for m in msgs]
         assert len(msgs) == EVENTS, f"JetStream holds {len(msgs)} messages for {EVENTS} domain events"
-        assert set(ids) == {e.id for e in events}
+        assert {m.headers["ce-id"] for m in msgs} == {e.id for e in events}
+        assert all(m.headers["Nats-Msg-Id"] == m.headers["ce-id"] for m in msgs)
         assert all(m.subject == f"{prefix}.dev.changefeed.customers.CustomerEmailChanged" for m in msgs)
         stats = re.search(r"bus stopped: (.*)", second.text())
         assert stats is not None, second.text()[-3000:]
