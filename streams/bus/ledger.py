@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS {schema}.{ledger} (
     partition    integer     NOT NULL,
     kafka_offset bigint      NOT NULL,
     processed_at timestamptz NOT NULL DEFAULT now(),
+    -- Redeliveries this row stopped from running the handler again (the demo reports the sum).
+    duplicates   integer     NOT NULL DEFAULT 0,
     PRIMARY KEY (handler, event_id)
 )
 """
@@ -34,6 +36,7 @@ _CLAIM = """
 INSERT INTO {schema}.{ledger} (handler, event_id, event_type, topic, partition, kafka_offset)
 VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (handler, event_id) DO NOTHING RETURNING 1
 """
+_SEEN_AGAIN = "UPDATE {schema}.{ledger} SET duplicates = duplicates + 1 WHERE handler = %s AND event_id = %s"
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -101,6 +104,7 @@ class HandlerRunner:
         async with conn.transaction():
             cur = await conn.execute(self._sql(_CLAIM), claim)
             if await cur.fetchone() is None:
+                await conn.execute(self._sql(_SEEN_AGAIN), (reg.name, event.id))
                 self.totals.duplicates += 1
                 return False
             await reg.fn(conn, event)

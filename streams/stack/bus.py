@@ -82,14 +82,14 @@ def redis_ready(r: RedisBridgeSettings) -> bool:
         return False
 
 
-def bus_services(settings: Settings) -> list[Service]:
-    """The enabled bridges' servers (none by default)."""
+def bus_services(settings: Settings, *, every: bool = False) -> list[Service]:
+    """The enabled bridges' servers (none by default); ``every``: both, enabled or not."""
     services: list[Service] = []
     n, r = settings.bus.nats, settings.bus.redis
-    if n.enabled:
+    if n.enabled or every:
         services.append(Service("nats", n.port, _nats_prepare, _nats_argv,
                                 lambda c: nats_ready(c.settings.bus.nats)))  # fmt: skip
-    if r.enabled:
+    if r.enabled or every:
         services.append(Service("redis", r.port, _redis_prepare, _redis_argv,
                                 lambda c: redis_ready(c.settings.bus.redis)))  # fmt: skip
     return services

@@ -137,7 +137,7 @@ def _fail(ctx: StackContext, svc: Service, why: str) -> None:
 def down(settings: Settings, report: Report, *, purge: bool = False) -> None:
     """Stop what this tool started (by pid file), dependants first. Idempotent."""
     ctx = context_for(settings)
-    services = build_services(settings)
+    services = build_services(settings, every=True)
     waves = [[s for s in services if s.depends_on], [s for s in services if not s.depends_on]]
     for wave in waves:
         with ThreadPoolExecutor(max_workers=len(wave)) as pool:
