@@ -76,6 +76,13 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         topic_allow_declare=False,
         broker_commit_interval=settings.bus.commit_interval_s,
+        # Not waiting for in-flight events at a rebalance: Faust clears every agent's queue
+        # there, so a message one agent took and acked but another agent's queue held is never
+        # acked by all of them, and the wait never ends (the rebalance hangs). The agents ack
+        # only durable work and Faust commits only acked offsets, so not waiting is safe: an
+        # event in flight is redelivered to the partition's next owner, whose bridges and
+        # ledger drop the repeat.
+        stream_wait_empty=False,
         broker_session_timeout=w.session_timeout_s,
         broker_heartbeat_interval=w.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",

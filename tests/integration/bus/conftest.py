@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from streams.settings import Settings
+from streams.sinks import conninfo_from
 from streams.stack import supervisor
 from tests.integration.streams.conftest import schema, sink, workers
 from tests.integration.streams.helpers import REPO
 
 __all__ = ["schema", "sink", "workers"]
+HANDLER_DB = "notifications"
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +36,18 @@ def bus_settings(settings: Settings, stack: object) -> Settings:
     # The domain events' contracts (idempotent), which the tests' producer encodes with.
     subprocess.run([str(REPO / ".venv/bin/changefeed"), "schemas", "register"], cwd=REPO, check=True)
     return on
+
+
+@pytest.fixture
+def handler_schema(bus_settings: Settings) -> Iterator[str]:
+    name = f"it_bus_{uuid.uuid4().hex[:10]}"
+    yield name
+    db = bus_settings.sink_postgres.model_copy(update={"database": HANDLER_DB})
+    with (
+        contextlib.suppress(psycopg.OperationalError),
+        psycopg.connect(conninfo_from(db), autocommit=True) as conn,
+    ):
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')  # the database may not exist yet
 
 
 @pytest.fixture

@@ -3,12 +3,11 @@ to the DLQ with the materializer's headers while the agent keeps going."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -25,18 +24,6 @@ from tests.polling import poll
 pytestmark = pytest.mark.integration
 EVENTS = 600
 HANDLER_DB = "notifications"
-
-
-@pytest.fixture
-def handler_schema(bus_settings: Settings) -> Iterator[str]:
-    name = f"it_bus_{uuid.uuid4().hex[:10]}"
-    yield name
-    db = bus_settings.sink_postgres.model_copy(update={"database": HANDLER_DB})
-    with (
-        contextlib.suppress(psycopg.OperationalError),
-        psycopg.connect(conninfo_from(db), autocommit=True) as conn,
-    ):
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')  # the database may not exist yet
 
 
 def _counts(settings: Settings, schema: str) -> tuple[int, int, int]:
