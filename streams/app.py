@@ -4,7 +4,8 @@ Faust's own consumer cannot host this pipeline (see streams/pipeline/README.md):
 re-seeks every partition to Kafka's committed offsets *after* ``on_partitions_assigned``, which
 would undo the seek to the sink's offsets, and with no agent topics it crashes on aiokafka 0.14.
 So the per-partition loop drives aiokafka directly, and ``mode`` (the service runtime Faust is
-built on) gives it Faust's lifecycle: signal handling, ordered start/stop, logging.
+built on) gives it Faust's lifecycle: signal handling, ordered start/stop, logging. The worker
+process is a ``faust.App`` (streams/bus) hosting these services beside the event bus's agents.
 """
 
 from __future__ import annotations
