@@ -31,7 +31,7 @@ from psycopg.conninfo import make_conninfo
 from streams.bus.bridges import CloudEvent, NatsBridge, RedisBridge
 from streams.bus.dlq import headers_of, send_dead_letter
 from streams.bus.handlers import Handlers, load_handlers
-from streams.bus.ledger import HandlerRunner, ensure_database, is_transient
+from streams.bus.ledger import HandlerRunner, is_transient
 from streams.bus.records import DomainEventRecord, record_of
 from streams.bus.retry import Backoff
 from streams.codecs import AvroDecoder
@@ -197,7 +197,6 @@ class Bus:
         self.app.agent(self.app.topic(*self.topics, key_serializer="raw", value_serializer="raw"),
                        name=name)(agent)  # fmt: skip
         self.agents.append(name)
-        ensure_database(conninfo)
 
     def summary(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in sorted(self.stats.items())) or "no events"

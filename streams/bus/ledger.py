@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -78,6 +79,9 @@ class HandlerRunner:
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:
                 await self._conn.close()
+            # Here rather than at build time: a database briefly down is then a transient
+            # failure the agent retries, not a worker that fails to start.
+            await asyncio.to_thread(ensure_database, self.conninfo)
             conn = await psycopg.AsyncConnection.connect(self.conninfo)
             async with conn.transaction():
                 await conn.execute(
