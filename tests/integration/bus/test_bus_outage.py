@@ -106,3 +106,38 @@ def test_nats_down_backs_off_acks_nothing_and_loses_nothing(
     stats = re.search(r"bus stopped: (.*)", w.text())
     assert stats is not None
     print(f"nats outage: {stored} stored before it, {during} offsets committed during it; {stats.group(1)}")
+
+
+def test_a_worker_stopped_while_retrying_exits_cleanly_and_its_successor_loses_nothing(
+    bus_settings: Settings,
+    topics: tuple[str, str],
+    schema: str,
+    workers: Callable[..., Worker],
+    private_nats: PrivateNats,
+) -> None:
+    domain, change = topics
+    tag = uuid.uuid4().hex[:8]
+    stream, prefix, app_id = f"IT_{tag}", f"it{tag}", f"it-bus-stop-{tag}"
+    events = [email_changed(domain, i) for i in range(1000)]
+    produce(bus_settings, events)
+    env = bus_env(
+        change, domain,
+        nats__enabled="true", nats__port=str(private_nats.port), nats__stream=stream,
+        nats__subject_prefix=prefix, commit_interval_s="0.5",
+    )  # fmt: skip
+    first = workers(app_id, schema, env=env)
+    url = private_nats.url
+    poll(lambda: stream_count(url, stream) >= 100, 120, "the first events in JetStream", 0.1)
+    private_nats.stop()
+    poll(lambda: "bus-nats publish failed, retrying" in first.text(), 60, "the bridge backing off")
+    # SIGINT mid-retry: the agent is cancelled with its event unacked, and the worker exits 0.
+    assert first.stop() == 0
+    assert "bus stopped:" in first.text()
+    private_nats.start(bus_settings)
+    second = workers(app_id, schema, env=env)
+    ends = end_offsets(bus_settings, domain)
+    poll(lambda: committed(bus_settings, f"{app_id}-bus", domain) == ends, 180, "the successor committed")
+    assert second.stop() == 0
+    msgs = read_all(url, stream, f"{prefix}.>", len(events))
+    assert len(msgs) == len(events)
+    assert {m.headers["Nats-Msg-Id"] for m in msgs} == {e.id for e in events}
