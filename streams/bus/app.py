@@ -194,6 +194,7 @@ class Bus:
         async def agent(stream: Any) -> None:
             await self.run_agent(name, stream, step)
 
+        agent.__qualname__ = agent.__name__ = name.replace("-", "_")
         self.app.agent(self.app.topic(*self.topics, key_serializer="raw", value_serializer="raw"),
                        name=name)(agent)  # fmt: skip
         self.agents.append(name)
