@@ -1,4 +1,4 @@
-"""NATS down mid fan-out: the bridge backs off, acks nothing it has not stored, loses nothing."""
+"""NATS or Redis down mid fan-out: the bridge backs off, acks nothing it has not stored, loses nothing."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 
 from streams.settings import Settings
 from streams.stack.bus import nats_ready
-from tests.integration.bus.helpers import bus_env, email_changed, produce
+from tests.integration.bus.helpers import EMAIL_CHANGED, bus_env, email_changed, produce
 from tests.integration.bus.nats_reader import read_all, stream_count
 from tests.integration.streams.helpers import Worker, committed, end_offsets
 from tests.polling import poll
@@ -141,3 +142,67 @@ def test_a_worker_stopped_while_retrying_exits_cleanly_and_its_successor_loses_n
     msgs = read_all(url, stream, f"{prefix}.>", len(events))
     assert len(msgs) == len(events)
     assert {m.headers["Nats-Msg-Id"] for m in msgs} == {e.id for e in events}
+
+
+def test_redis_down_backs_off_acks_nothing_and_loses_nothing(
+    bus_settings: Settings,
+    topics: tuple[str, str],
+    schema: str,
+    workers: Callable[..., Worker],
+    tmp_path: Path,
+) -> None:
+    domain, change = topics
+    port, tag = _free_port(), uuid.uuid4().hex[:8]
+    prefix, app_id = f"it{tag}:", f"it-bus-rdown-{tag}"
+    key = f"{prefix}{EMAIL_CHANGED}"
+    (tmp_path / "redis").mkdir()
+    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path / "redis"),
+            "--appendonly", "yes", "--save", ""]  # fmt: skip
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = redis.Redis(port=port)
+    try:
+        poll(lambda: _pong(r), 30, "the private redis-server")
+        events = [email_changed(domain, i) for i in range(EVENTS)]
+        produce(bus_settings, events)
+        env = bus_env(
+            change, domain,
+            redis__enabled="true", redis__port=str(port), redis__stream_prefix=prefix,
+            commit_interval_s="0.5",
+        )  # fmt: skip
+        w = workers(app_id, schema, env=env)
+        poll(lambda: _xlen(r, key) >= EVENTS // 5, 120, "a fifth of the events in Redis", 0.1)
+        server.send_signal(signal.SIGTERM)  # a clean shutdown writes the append-only file
+        server.wait(30)
+        poll(lambda: w.text().count("bus-redis publish failed, retrying") >= 3, 60, "the bridge backing off")
+        group = f"{app_id}-bus"
+        during = sum(committed(bus_settings, group, domain).values())
+        restarted_ms = int(datetime.now(UTC).timestamp() * 1000)
+        server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        poll(lambda: _pong(r), 30, "redis-server back")
+        ends = end_offsets(bus_settings, domain)
+        poll(lambda: committed(bus_settings, group, domain) == ends, 180, "the bus group committed the topic")
+        assert w.stop() == 0
+        entries = r.xrange(key)
+        assert len(entries) == EVENTS
+        assert {v[b"id"].decode() for _, v in entries} == {e.id for e in events}
+        stored = sum(1 for entry_id, _ in entries if int(entry_id.split(b"-")[0]) < restarted_ms)
+        assert 0 < during <= stored < EVENTS, f"committed {during}, stored before the outage {stored}"
+        print(f"redis outage: {stored} stored before it, {during} offsets committed during it")
+    finally:
+        r.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+
+def _pong(r: redis.Redis) -> bool:
+    try:
+        return bool(r.ping())
+    except redis.RedisError:
+        return False
+
+
+def _xlen(r: redis.Redis, key: str) -> int:
+    try:
+        return int(r.xlen(key))
+    except redis.RedisError:
+        return 0
