@@ -7,7 +7,7 @@ CF := $(BIN)/changefeed
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install demo test test-unit test-integration faults bench bench-codec lint up down status clean
+.PHONY: install demo test test-unit test-integration faults bench bench-codec bench-bus lint up down status clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ bench: install
 # not part of `make bench`, whose whole point is a private stack beside other engineers' runs.
 bench-codec: up
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/codec_bench.py
+
+# The event bus's bridges (Kafka → JetStream, Kafka → Redis), events/s, on the local (shared)
+# stack with nats-server and redis-server started: not part of `make bench`'s private stack.
+bench-bus: up
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/bus_bench.py
 
 lint: install
 	$(BIN)/ruff check streams tests

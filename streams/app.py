@@ -4,7 +4,8 @@ Faust's own consumer cannot host this pipeline (see streams/pipeline/README.md):
 re-seeks every partition to Kafka's committed offsets *after* ``on_partitions_assigned``, which
 would undo the seek to the sink's offsets, and with no agent topics it crashes on aiokafka 0.14.
 So the per-partition loop drives aiokafka directly, and ``mode`` (the service runtime Faust is
-built on) gives it Faust's lifecycle: signal handling, ordered start/stop, logging.
+built on) gives it Faust's lifecycle: signal handling, ordered start/stop, logging. The worker
+process is a ``faust.App`` (streams/bus) hosting these services beside the event bus's agents.
 """
 
 from __future__ import annotations
@@ -143,9 +144,27 @@ class PipelineService(Service):
 
 
 def build_worker(settings: Settings, pipeline: PipelineSettings, loglevel: str = "INFO") -> Worker:
+    return faust_worker(hosted_app(settings, pipeline), loglevel)
+
+
+def hosted_app(settings: Settings, pipeline: PipelineSettings) -> Any:
+    """The worker's Faust app: these services hosted beside the event bus's agents (streams/bus)."""
     service = PipelineService(settings, pipeline)
     services: list[Service] = [service]
     if settings.worker.heal_connectors and service.project.connectors:
         # Restarts the project's failed connector tasks whose cause is transient (streams.connect.heal).
         services.append(HealService(settings, names=service.project.connectors))
-    return Worker(*services, loglevel=loglevel, daemon=True)
+    # With no agent the app runs producer-only (Faust's consumer crashes without topics).
+    from streams.bus.app import build_bus, host
+
+    bus = build_bus(settings, sorted(service.project.registry.domain_topics))
+    for s in services:
+        host(bus.app, s)
+    return bus.app
+
+
+def faust_worker(app: Any, loglevel: str) -> Worker:
+    import faust
+
+    worker: Worker = faust.Worker(app, loglevel=loglevel, quiet=True, daemon=True)
+    return worker

@@ -182,6 +182,66 @@ class PipelineSettings(_Section):
     extra_columns: dict[str, dict[str, str]] = {}
 
 
+class NatsBridgeSettings(_Section):
+    """The NATS JetStream bridge and the stack's nats-server (env ``CHANGEFEED_BUS__NATS__*``)."""
+
+    # Off by default: when on, `changefeed up` starts nats-server and the worker fans out to it.
+    enabled: bool = False
+    host: str = LOOPBACK
+    # Not NATS's default 4222/8222, like every other service of the local stack.
+    port: int = 14222
+    monitor_port: int = 18222
+    # Created if missing, capturing ``<subject_prefix>.>``; one subject per event type below it.
+    stream: str = "CHANGEFEED"
+    subject_prefix: str = "changefeed"
+    # JetStream drops a message whose Nats-Msg-Id it saw within this window: it must outlast the
+    # longest redelivery (a dead worker's session timeout + the commit interval + a restart).
+    duplicate_window_s: float = 600.0
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+
+class RedisBridgeSettings(_Section):
+    """The Redis Streams bridge and the stack's redis-server (env ``CHANGEFEED_BUS__REDIS__*``)."""
+
+    enabled: bool = False
+    host: str = LOOPBACK
+    port: int = 16379
+    # One stream per event type: ``<stream_prefix><event type>``.
+    stream_prefix: str = "changefeed:"
+    # XADD ... MAXLEN ~ this: Redis trims whole nodes, so a stream holds at least this many.
+    maxlen: int = 100_000
+    # Redis has no duplicate window of its own: the bridge keeps ``<stream>:seen:<event id>`` this
+    # long and skips an XADD whose event it already added (both in one Lua script, atomically).
+    dedupe_ttl_s: int = 600
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+
+class BusSettings(_Section):
+    """The event bus: Faust agents on the domain topics (env ``CHANGEFEED_BUS__*``)."""
+
+    # Empty: the project's domain topics. A list here overrides that (tests use their own).
+    topics: tuple[str, ...] = ()
+    # Modules with a ``register(handlers)`` function adding idempotent handlers by event type.
+    handler_modules: tuple[str, ...] = ()
+    # The handlers' own PostgreSQL database (ledger + effects in one transaction); its server
+    # defaults to the sink's, its database is created when missing.
+    handler_database: str = "notifications"
+    handler_schema: str = "public"
+    # How often Faust commits the agents' acked offsets; a crash redelivers at most this much
+    # (the bridges' duplicate windows and the handlers' ledger absorb the redelivery).
+    commit_interval_s: float = 2.8
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+    nats: NatsBridgeSettings = NatsBridgeSettings()
+    redis: RedisBridgeSettings = RedisBridgeSettings()
+
+
 class Settings(BaseSettings):
     """Everything changefeed needs to know about the world it runs in."""
 
@@ -202,6 +262,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     pipeline: PipelineSettings = PipelineSettings()
     project: ProjectSettings = ProjectSettings()
+    bus: BusSettings = BusSettings()
 
     @classmethod
     def settings_customise_sources(

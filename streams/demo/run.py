@@ -7,6 +7,7 @@ the worker processes this demo started are stopped at the end (unless asked to k
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from kafka import KafkaAdminClient
 from psycopg import sql
 
 from streams.demo import measure, steps
+from streams.demo.bus import bridge_counts, bus_summary, demo_bus_env, wait_for_bus, with_bus
 from streams.demo.dashboard import DemoDashboard
 from streams.demo.offsets import Offsets, TopicCounts, end_offsets
 from streams.demo.summary import DemoSummary
@@ -51,6 +53,8 @@ class DemoOptions:
     workers: int = 2
     keep_workers: bool = False
     skip_setup: bool = False  # the stack and connectors are known to be ready (tests)
+    # The event bus: the notifications consumer and the NATS and Redis bridges (streams/demo/bus.py).
+    bus: bool = True
 
 
 def connector_prefixes(directory: Path) -> tuple[str, ...]:
@@ -216,16 +220,19 @@ def run_demo(
 ) -> tuple[DemoSummary, list[TableResult]]:
     started = time.monotonic()
     state_dir = settings.stack.state_dir
+    env = demo_bus_env(settings) if options.bus else {}
+    if options.bus:
+        settings = with_bus(settings)
     if not options.skip_setup:
         for step in steps.SETUP_STEPS:
-            steps.run_step(step, say, state_dir)
+            steps.run_step(step, say, state_dir, env)
     mappings = project_mappings(settings)
     paths = StackPaths(state_dir, settings.stack.cache_dir)
     workers = steps.Workers(paths.logs)
     board = DemoDashboard.start(paths.logs, state_dir)
     say(f"dashboard: {board.url} (live while the demo runs)")
     try:
-        for log in workers.start(options.workers, state_dir):
+        for log in workers.start(options.workers, state_dir, env):
             say(f"worker started, log: {log}")
         with open_databases(settings) as dbs:
             wait_for_tables(dbs.sink, mappings, workers)
@@ -233,6 +240,7 @@ def run_demo(
             warm_up(settings, dbs.sink, workers, say)
             install_audit(dbs.sink, mappings)
             before = end_offsets(settings.kafka.bootstrap_servers)
+            bridges_before = bridge_counts(settings) if options.bus else None
             say(f"load: {options.plan.rate:g} tx/s for {options.plan.duration_s:g} s, mix {options.plan.mix}")
             report = run_load(settings, options.plan, on_write)
             workers.check_alive()
@@ -240,6 +248,12 @@ def run_demo(
             results = verify_wait(dbs, mappings, VerifyOptions(), options.verify_timeout_s, on_round)
             verified = all(r.ok for r in results)
             summary = summarize(settings, mappings, dbs.sink, report, before, verified, started)
+            if bridges_before is not None:
+                domain = sorted(load_project(settings).registry.domain_topics)
+                if not wait_for_bus(settings, f"{settings.worker.app_id}-bus", domain):
+                    say("the event bus had not caught up with the domain topics; its counts are partial")
+                bus = bus_summary(settings, report.started_at, bridges_before)
+                summary = dataclasses.replace(summary, bus=bus)
     finally:
         if not options.keep_workers:
             workers.stop()

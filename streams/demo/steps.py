@@ -6,11 +6,12 @@ user types, and keeps each step's failure output intact.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -34,10 +35,18 @@ def cli(*args: str, state_dir: Path | None = None) -> list[str]:
     return [sys.executable, "-m", "streams", *root, *args]
 
 
-def run_step(args: Sequence[str], say: Say, state_dir: Path | None = None) -> None:
-    """Run one setup command; raise ``StackError`` with its output if it fails."""
+def run_step(
+    args: Sequence[str], say: Say, state_dir: Path | None = None, env: Mapping[str, str] | None = None
+) -> None:
+    """Run one setup command; raise ``StackError`` with its output if it fails.
+
+    ``env``: variables added to this process's environment for the command.
+    """
     say(f"$ changefeed {' '.join(args)}")
-    done = subprocess.run(cli(*args, state_dir=state_dir), capture_output=True, text=True, check=False)
+    full = {**os.environ, **env} if env else None
+    done = subprocess.run(
+        cli(*args, state_dir=state_dir), capture_output=True, text=True, check=False, env=full
+    )
     if done.returncode != 0:
         msg = f"`changefeed {' '.join(args)}` failed ({done.returncode}):\n{done.stdout}{done.stderr}"
         raise StackError(msg)
@@ -51,7 +60,10 @@ class Workers:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _files: list[IO[bytes]] = field(default_factory=list)
 
-    def start(self, count: int, state_dir: Path | None = None) -> list[Path]:
+    def start(
+        self, count: int, state_dir: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> list[Path]:
+        full = {**os.environ, **env} if env else None
         self.logs.mkdir(parents=True, exist_ok=True)
         paths = []
         for i in range(1, count + 1):
@@ -59,7 +71,9 @@ class Workers:
             log = path.open("ab")
             self._files.append(log)
             self.procs.append(
-                subprocess.Popen(cli("worker", state_dir=state_dir), stdout=log, stderr=subprocess.STDOUT)
+                subprocess.Popen(
+                    cli("worker", state_dir=state_dir), stdout=log, stderr=subprocess.STDOUT, env=full
+                )
             )
             paths.append(path)
         return paths

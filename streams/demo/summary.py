@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
+from streams.demo.bus import BusSummary
 from streams.demo.latency import LatencyStats
 from streams.demo.offsets import TopicCounts
 
@@ -24,6 +25,7 @@ class DemoSummary:
     pipeline_seconds: float  # first source write → last sink commit
     verified: bool
     total_seconds: float
+    bus: BusSummary | None = None  # the event bus's part (None: the demo ran without it)
 
     @property
     def throughput(self) -> float:
@@ -39,6 +41,16 @@ _STAGE_LABELS = {"capture": "capture: commit → Debezium", "apply": "apply: Deb
 
 def _percentiles(st: LatencyStats) -> str:
     return f"{_ms(st.p50_ms)} / {_ms(st.p95_ms)} / {_ms(st.p99_ms)}"
+
+
+def _bus_rows(b: BusSummary | None) -> list[tuple[str, str]]:
+    if b is None:
+        return []
+    return [
+        ("bus: events handled (notifications)", f"{b.handled} ({b.notifications} notifications in all)"),
+        ("bus: duplicates suppressed (ledger)", str(b.duplicates)),
+        ("bus: bridged to JetStream / Redis", f"{b.jetstream_added} / {b.redis_added}"),
+    ]
 
 
 def summary_table(s: DemoSummary) -> Table:
@@ -65,6 +77,7 @@ def summary_table(s: DemoSummary) -> Table:
         ("  left out: whole-second clock", f"{s.latency.imprecise} MariaDB deletes"),
         *((f"  {_STAGE_LABELS.get(name, name)}", _percentiles(st)) for name, st in s.stages.items()),
         ("throughput (captured / pipeline time)", f"{s.throughput:,.1f} events/s"),
+        *_bus_rows(s.bus),
         ("verify (source ≡ sink)", "[green]PASS[/green]" if s.verified else "[red]FAIL[/red]"),
         ("demo wall time", f"{s.total_seconds:.0f} s"),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from streams.errors import StackError
@@ -20,17 +20,17 @@ REQUIRED: dict[str, str] = {
 }
 
 
-def missing_packages() -> list[str]:
+def missing_packages(extra: Mapping[str, str] | None = None) -> list[str]:
     missing: list[str] = []
-    for probe, package in REQUIRED.items():
+    for probe, package in {**REQUIRED, **(extra or {})}.items():
         found = any(Path("/").glob(probe)) if "/" in probe else shutil.which(probe) is not None
         if not found and package not in missing:
             missing.append(package)
     return missing
 
 
-def ensure_packages(report: Callable[[str], None]) -> None:
-    missing = missing_packages()
+def ensure_packages(report: Callable[[str], None], extra: Mapping[str, str] | None = None) -> None:
+    missing = missing_packages(extra)
     if not missing:
         return
     command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]

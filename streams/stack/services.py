@@ -276,8 +276,9 @@ def _noop(ctx: StackContext) -> None:
     return None
 
 
-def build_services(settings: Settings) -> list[Service]:
-    """Every service of the local stack, in start order (dependencies first)."""
+def build_services(settings: Settings, *, every: bool = False) -> list[Service]:
+    """Every service of the local stack, in start order (dependencies first); ``every`` adds the
+    bus's servers even when their bridge is off (``down`` stops what an earlier ``up`` started)."""
     s = settings
     services = [
         Service("kafka", s.kafka.port, _kafka_prepare, _kafka_argv,
@@ -303,4 +304,7 @@ def build_services(settings: Settings) -> list[Service]:
         services.append(Service("registry", s.registry.port, _noop, _registry_argv,
                                 lambda c: health.http_ok(f"{c.settings.registry.url}/subjects"),
                                 depends_on=("kafka",), env=_registry_env))  # fmt: skip
+    from streams.stack.bus import bus_services  # imports Service from here
+
+    services.extend(bus_services(settings, every=every))
     return services

@@ -50,7 +50,9 @@ def context_for(settings: Settings) -> StackContext:
 def up(settings: Settings, report: Report) -> list[ServiceStatus]:
     """Start every service not already running; return when all are ready or raise."""
     ctx = context_for(settings)
-    ensure_packages(report)
+    bus = settings.bus
+    ensure_packages(report, {p: p for p, on in [("nats-server", bus.nats.enabled),
+                                                ("redis-server", bus.redis.enabled)] if on})  # fmt: skip
     _check_traversable(ctx.paths.state)
     services = build_services(settings)
     if all(_running(ctx, svc) and svc.ready(ctx) for svc in services):
@@ -135,7 +137,7 @@ def _fail(ctx: StackContext, svc: Service, why: str) -> None:
 def down(settings: Settings, report: Report, *, purge: bool = False) -> None:
     """Stop what this tool started (by pid file), dependants first. Idempotent."""
     ctx = context_for(settings)
-    services = build_services(settings)
+    services = build_services(settings, every=True)
     waves = [[s for s in services if s.depends_on], [s for s in services if not s.depends_on]]
     for wave in waves:
         with ThreadPoolExecutor(max_workers=len(wave)) as pool:

@@ -32,5 +32,11 @@ def test_short_demo_passes_end_to_end(stack: StackContext) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    for line in ("change events captured", "latency p50 / p95 / p99", "PASS", "changefeed down"):
+    for line in (
+        "change events captured",
+        "latency p50 / p95 / p99",
+        "bus: events handled",
+        "PASS",
+        "changefeed down",
+    ):
         assert line in done.stdout

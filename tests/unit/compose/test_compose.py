@@ -21,7 +21,17 @@ from streams.stack import configs
 from streams.stack.paths import StackPaths, repo_root
 
 COMPOSE_FILE = repo_root() / "compose" / "docker-compose.yml"
-SERVICES = {"kafka", "connect", "registry", "source-postgres", "sink-postgres", "mariadb", "worker"}
+SERVICES = {
+    "kafka",
+    "connect",
+    "registry",
+    "source-postgres",
+    "sink-postgres",
+    "mariadb",
+    "nats",
+    "redis",
+    "worker",
+}
 YAML_TO_JSON = "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"
 
 
@@ -91,6 +101,8 @@ def test_ports_match_the_settings_defaults_and_stay_on_loopback(compose: dict[st
         "source-postgres": (5432, s.source_postgres.port),
         "sink-postgres": (5432, s.sink_postgres.port),
         "mariadb": (3306, s.source_mariadb.port),
+        "nats": (4222, s.bus.nats.port),
+        "redis": (6379, s.bus.redis.port),
     }
     for name, (container, host) in expected.items():
         assert _published(services[name]) == {container: ("127.0.0.1", host)}, name
