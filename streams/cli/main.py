@@ -10,7 +10,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from streams.cli import connectors, demo, dlq, load, prune, schemas, services, sink, stack, verify, worker
+from streams.cli import (
+    connectors,
+    consistency,
+    demo,
+    dlq,
+    load,
+    prune,
+    schemas,
+    services,
+    sink,
+    stack,
+    verify,
+    worker,
+)
 from streams.cli.context import CliState
 from streams.errors import ConfigError
 
@@ -31,6 +44,7 @@ app.add_typer(dlq.app, name="dlq")
 load.register(app)
 verify.register(app)
 demo.register(app)
+consistency.register(app)
 
 
 @app.callback()
