@@ -17,13 +17,12 @@ from streams.consistency.drivers import mariadb_current, postgres_current
 from streams.consistency.sources import project_sources
 from streams.consistency.token import Kind, TokenError, parse_token
 from streams.consistency.wait import Status
-from streams.serve.runtime import build_hub, declared_tables, sink_conninfo
-from streams.serve.server import DEFAULT_ADDRESS, start_server
 from streams.settings import Settings
 from streams.sinks import conninfo_from
 
 out = Console()
 err = Console(stderr=True)
+DEFAULT_ADDRESS = "127.0.0.1:50151"  # streams.serve.server's; not imported so other commands skip gRPC
 EXIT = {Status.APPLIED: 0, Status.TIMEOUT: 1, Status.UNKNOWN_SOURCE: 2}
 
 
@@ -41,6 +40,9 @@ def serve(
     poll_interval: Annotated[float, typer.Option(help="Fallback poll (s) when no NOTIFY arrives.")] = 0.5,
 ) -> None:
     """Run the read-your-writes gRPC service (WaitApplied, ReadAfter) until SIGINT/SIGTERM."""
+    from streams.serve.runtime import build_hub, declared_tables, sink_conninfo
+    from streams.serve.server import start_server
+
     settings = settings_of(ctx)
 
     async def run() -> None:
@@ -71,6 +73,8 @@ def wait(
     except TokenError as exc:
         err.print(f"malformed token: {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None
+
+    from streams.serve.runtime import build_hub
 
     async def run() -> tuple[Status, str, str]:
         hub = build_hub(settings, poll_interval=0.2)

@@ -107,6 +107,13 @@ class Evaluator:
         return sorted({t for s in self.sources.values() for t in s.topics})
 
     async def watermarks(self) -> dict[Partition, Position]:
+        try:
+            return await self._watermarks()
+        except psycopg.errors.UndefinedTable:  # no worker of this version flushed here yet
+            await self.sink.rollback()
+            return {}
+
+    async def _watermarks(self) -> dict[Partition, Position]:
         rows = await (
             await self.sink.execute(
                 sql.SQL(
@@ -122,6 +129,13 @@ class Evaluator:
         return out
 
     async def applied_offsets(self) -> dict[Partition, int]:
+        try:
+            return await self._applied_offsets()
+        except psycopg.errors.UndefinedTable:
+            await self.sink.rollback()
+            return {}
+
+    async def _applied_offsets(self) -> dict[Partition, int]:
         rows = await (
             await self.sink.execute(
                 sql.SQL(

@@ -1,7 +1,7 @@
 """The gRPC service (``grpc.aio``): ``WaitApplied`` and ``ReadAfter`` over one ``WaitHub``.
 
 Every call has a deadline: the client's, or ``max_wait`` when it sent none; a wait ends with
-``TIMEOUT`` 50 ms before the deadline so the answer still arrives. A malformed token or read is
+``TIMEOUT`` shortly before the deadline so the answer still arrives. A malformed token or read is
 ``INVALID_ARGUMENT`` with the reason; a token of another source or server is ``UNKNOWN_SOURCE``.
 """
 
@@ -21,7 +21,8 @@ from streams.serve.reads import Reader, ReadError, SinkTable
 
 log = logging.getLogger(__name__)
 DEFAULT_ADDRESS = "127.0.0.1:50151"
-_MARGIN_S = 0.05
+# Answer this long before the deadline (10 % of it, 0.1–1 s) so the reply still arrives on a busy host.
+_MARGIN_MIN_S, _MARGIN_MAX_S = 0.1, 1.0
 _STATUS = {
     Status.APPLIED: "APPLIED",
     Status.TIMEOUT: "TIMEOUT",
@@ -33,7 +34,7 @@ def wait_budget(requested: float, remaining: float | None, max_wait: float) -> f
     """Seconds a wait may take: the request's timeout, capped by the deadline and ``max_wait``."""
     budget = max_wait if requested <= 0 else min(requested, max_wait)
     if remaining is not None:
-        budget = min(budget, remaining - _MARGIN_S)
+        budget = min(budget, remaining - min(_MARGIN_MAX_S, max(_MARGIN_MIN_S, 0.1 * remaining)))
     return max(0.0, budget)
 
 

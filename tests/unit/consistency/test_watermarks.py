@@ -90,6 +90,8 @@ def test_connect_offsets_as_evidence() -> None:
 def test_wait_budget_respects_deadline_and_cap() -> None:
     assert wait_budget(5, None, 30) == 5
     assert wait_budget(0, None, 30) == 30
-    assert wait_budget(5, 1.0, 30) == 0.95
+    assert wait_budget(5, 1.0, 30) == 0.9
+    assert wait_budget(5, 20.0, 30) == 5
     assert wait_budget(100, None, 30) == 30
+    assert wait_budget(30, 20.0, 30) == 19.0
     assert wait_budget(5, 0.01, 30) == 0.0
