@@ -5,8 +5,8 @@ notifies (``LISTEN changefeed_applied``, sent from the flush transaction) or, as
 no notification arrives, every ``poll_interval`` seconds — only while someone waits. So a thousand
 concurrent waiters cost the same two sink connections (listen + query) as one.
 
-A new waiter is resolved only by an evaluation that re-read the topics' partitions after it
-arrived, so a change topic created by the waiter's own write cannot be missed.
+Positions only grow: each evaluation yields positions the sink has certainly reached, and the
+hub keeps the larger of old and new per domain.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import psycopg
 
 from streams.consistency.sources import Source
 from streams.consistency.token import Token, position_text, reached
-from streams.consistency.watermark import Evaluator, Position
+from streams.consistency.watermark import Evaluator, Position, maximum
 from streams.sinks.applied import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class WaitHub:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _evaluator: Evaluator | None = None
     _last_full: float = 0.0
-    _partitions_at: float = 0.0
+    _full: asyncio.Task[None] | None = None
 
     def check(self, token: Token) -> str | None:
         """Why the token names no source this server knows (None: it does)."""
@@ -83,14 +83,16 @@ class WaitHub:
         return None
 
     async def start(self) -> None:
-        sink = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=False)
+        sink = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
         self._evaluator = Evaluator(
             self.sources, self.group, self.schema, sink, self.bootstrap, self.connect_url, self.trust_siblings
         )
+        with contextlib.suppress(Exception):  # Kafka down: the first full round retries it
+            await self._evaluator.refresh_partitions()
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._loop())]
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *([self._full] if self._full is not None else [])]:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -163,32 +165,36 @@ class WaitHub:
         with contextlib.suppress(psycopg.Error):
             await self._evaluator.sink.close()
         with contextlib.suppress(psycopg.Error, OSError):
-            self._evaluator.sink = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=False)
+            self._evaluator.sink = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
 
     async def _evaluate(self) -> None:
+        """The watermark-only read on every wake-up; the Kafka + Connect round for idle partitions
+        in a task of its own (at most every ``full_interval``), so it never delays the fast one."""
         ev = self._evaluator
         assert ev is not None
-        started = time.monotonic()
-        newest = max(w.since for w in self._waiters)
-        if newest >= self._partitions_at:
-            await ev.refresh_partitions()
-            self._partitions_at = started
         self.evaluations += 1
-        self.positions.update(await ev.fast())
-        self._resolve(started)
+        self._merge(await ev.fast())
         pending = {w.token.source for w in self._waiters if not w.future.done()}
-        if pending and time.monotonic() - self._last_full >= self.full_interval:
+        idle = self._full is None or self._full.done()
+        if pending and idle and time.monotonic() - self._last_full >= self.full_interval:
             self._last_full = time.monotonic()
-            full = await ev.full(pending)
-            for name, pos in full.items():
-                self.positions[name] = pos
-            self._resolve(started)
+            self._full = asyncio.create_task(self._run_full(pending))
 
-    def _resolve(self, refreshed_at: float) -> None:
+    async def _run_full(self, names: set[str]) -> None:
+        assert self._evaluator is not None
+        try:
+            self._merge(await self._evaluator.full(names))
+        except (psycopg.Error, OSError) as exc:
+            log.warning("caught-up check failed (the next round retries): %s", exc)
+        except Exception:
+            log.exception("caught-up check failed")
+
+    def _merge(self, positions: Mapping[str, Position]) -> None:
+        """Both rules give positions the sink has certainly reached: keep the larger, resolve."""
+        for name, pos in positions.items():
+            self.positions[name] = maximum(self.positions.get(name, {}), pos)
         for w in self._waiters:
-            if w.future.done() or w.since > self._partitions_at or w.since > refreshed_at:
-                continue
-            if reached(self.positions.get(w.token.source, {}), w.token.position):
+            if not w.future.done() and reached(self.positions.get(w.token.source, {}), w.token.position):
                 w.future.set_result(None)
 
 

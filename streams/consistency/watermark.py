@@ -89,8 +89,9 @@ def source_position(
 
 @dataclass
 class Evaluator:
-    """Reads watermarks, offsets and end offsets for a set of sources: one sink connection, one
-    Kafka client and one HTTP client, however many waiters ask."""
+    """Reads watermarks, offsets and end offsets for a set of sources: one sink connection
+    (autocommit: every read sees the latest commits), one Kafka client and one HTTP client, however
+    many waiters ask."""
 
     sources: Mapping[str, Source]
     group: str
@@ -100,6 +101,7 @@ class Evaluator:
     connect_url: str
     trust_siblings: bool = True
     partitions: dict[str, list[Partition]] = field(default_factory=dict)
+    known_topics: set[str] = field(default_factory=set)
     _consumer: KafkaConsumer | None = None
     _http: httpx.AsyncClient | None = None
 
@@ -110,7 +112,6 @@ class Evaluator:
         try:
             return await self._watermarks()
         except psycopg.errors.UndefinedTable:  # no worker of this version flushed here yet
-            await self.sink.rollback()
             return {}
 
     async def _watermarks(self) -> dict[Partition, Position]:
@@ -132,7 +133,6 @@ class Evaluator:
         try:
             return await self._applied_offsets()
         except psycopg.errors.UndefinedTable:
-            await self.sink.rollback()
             return {}
 
     async def _applied_offsets(self) -> dict[Partition, int]:
@@ -154,7 +154,7 @@ class Evaluator:
             )
         return self._consumer
 
-    def _refresh_partitions(self) -> dict[str, list[Partition]]:
+    def _refresh_partitions(self) -> tuple[dict[str, list[Partition]], set[str]]:
         consumer = self._kafka()
         existing = consumer.topics()  # a fresh metadata request: a topic created just now counts
         out: dict[str, list[Partition]] = {}
@@ -165,10 +165,10 @@ class Evaluator:
                 if t in existing
                 for p in sorted(consumer.partitions_for_topic(t) or ())
             ]
-        return out
+        return out, {t for s in self.sources.values() for t in s.topics if t in existing}
 
     async def refresh_partitions(self) -> None:
-        self.partitions = await asyncio.to_thread(self._refresh_partitions)
+        self.partitions, self.known_topics = await asyncio.to_thread(self._refresh_partitions)
 
     def _end_offsets(self, partitions: list[Partition]) -> dict[Partition, int]:
         tps = [TopicPartition(t, p) for t, p in partitions]
@@ -189,16 +189,23 @@ class Evaluator:
             return []
 
     async def fast(self) -> dict[str, Position]:
-        """Watermarks only (one query): enough whenever later transactions reached every partition."""
+        """Watermarks only (one query): enough whenever later transactions reached every partition.
+
+        Uses the partitions of the last refresh; a source with a change topic that did not exist
+        then gets no position here (its first records may be the waiter's own), only from ``full``.
+        Partitions added to an existing topic are seen at the next ``full`` (an operator's act)."""
         wm = await self.watermarks()
-        await self.sink.rollback()
-        return {name: source_position(self.partitions.get(name, []), wm, (), {}) for name in self.sources}
+        out: dict[str, Position] = {}
+        for name, s in self.sources.items():
+            known = set(s.topics) <= self.known_topics
+            out[name] = source_position(self.partitions.get(name, []), wm, (), {}) if known else {}
+        return out
 
     async def full(self, names: Iterable[str]) -> dict[str, Position]:
         """Watermarks plus the caught-up rule, for the sources named (see the module docstring)."""
         names = sorted(set(names))
+        await self.refresh_partitions()
         before = await self.watermarks()
-        await self.sink.rollback()
         produced: dict[str, Position] = {}
         for name in names:
             s = self.sources[name]
@@ -211,7 +218,6 @@ class Evaluator:
         ends = await asyncio.to_thread(self._end_offsets, wanted)
         applied = await self.applied_offsets()
         wm = await self.watermarks()
-        await self.sink.rollback()
         caught = [p for p in wanted if applied.get(p, 0) >= ends.get(p, 0)]
         return {n: source_position(self.partitions.get(n, []), wm, caught, produced[n]) for n in names}
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import psycopg
 import pymysql
 import pytest
@@ -108,7 +109,7 @@ def env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     try:
         columns = "id bigint PRIMARY KEY, balance bigint NOT NULL DEFAULT 0, note text"
         p.pg_tables({"accounts": columns, "heartbeat": "id int PRIMARY KEY, beat_at timestamptz"})
-        p.mariadb_tables({"wallets": columns})
+        p.mariadb_tables({"wallets": columns, "beat": "id int PRIMARY KEY, beat_at datetime(6)"})
         maria_table = p.maria_tables[0]
         # What the demo's connectors set, faster: an idle source's waits end by the connector's
         # committed offsets, which move past the token with the next heartbeat — on PostgreSQL a
@@ -126,7 +127,20 @@ def env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 "provide.transaction.metadata": "true",
             },
         )
-        _connector_settings(p, p.maria_connector, {"heartbeat.interval.ms": "1000"})
+        beat = p.maria_tables[1]
+        conn = p.maria()
+        with conn.cursor() as cur:
+            cur.execute(f"INSERT INTO `{beat}` VALUES (1, now(6))")
+            cur.execute(f"GRANT UPDATE ON `{p.maria_db}`.`{beat}` TO debezium_orders")
+        conn.close()
+        _connector_settings(
+            p,
+            p.maria_connector,
+            {
+                "heartbeat.interval.ms": "1000",
+                "heartbeat.action.query": f"UPDATE `{p.maria_db}`.`{beat}` SET beat_at = now(6) WHERE id = 1",
+            },
+        )
         with p.pg() as pg:
             pg.execute(f'INSERT INTO "{p.pg_schema}".accounts (id) SELECT generate_series(1, {SEED})')
         conn = p.maria()
@@ -223,6 +237,7 @@ class Outcome:
     timeouts: int = 0
     stale: int = 0
     latencies: list[float] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)  # the tokens, with the applied position
 
 
 async def run_pairs(
@@ -247,6 +262,7 @@ async def run_pairs(
                 status = status_name(reply)
                 if status != "APPLIED":
                     out.timeouts += 1
+                    out.timed_out.append(f"{token} (applied {reply.applied_position})")
                     continue
                 out.applied += 1
                 out.latencies.append(done - committed)
@@ -446,5 +462,46 @@ async def test_idle_source_does_not_block_waits(env: Env) -> None:
         "timeouts": out.timeouts,
         "latency_ms": [round(1000 * v) for v in out.latencies],
     }
-    assert out.applied == 2
+    offsets = {
+        n: httpx.get(f"{env.p.settings.connect.url}/connectors/{n}/offsets", timeout=5).json()
+        for n in (env.p.pg_connector, env.p.maria_connector)
+    }
+    assert out.applied == 2, f"{out.timed_out} {offsets}"
     assert out.stale == 0
+
+
+async def test_retry_after_unavailable_reaches_the_restarted_server(env: Env) -> None:
+    """The service restarts on the same port: a call made while it is down fails UNAVAILABLE
+    without the retry policy, and succeeds with it (the client's service config retries)."""
+    from streams.serve.runtime import build_hub, declared_tables, sink_conninfo
+    from streams.serve.server import start_server
+
+    s = env.settings()
+    address = f"127.0.0.1:{free_port()}"
+
+    async def serve() -> tuple[Any, Any]:
+        hub = build_hub(s)
+        server, _ = await start_server(hub, declared_tables(s), sink_conninfo(s), address)
+        return server, hub
+
+    with psycopg.connect(conninfo_from(s.source_postgres), autocommit=True) as conn:
+        now = postgres_current(conn, env.p.pg_connector)
+    server, hub = await serve()
+    retrying, plain = ConsistencyClient(address), ConsistencyClient(address, retries=False)
+    try:
+        assert status_name(await retrying.wait_applied(now, 10)) == "APPLIED"
+        assert status_name(await plain.wait_applied(now, 10)) == "APPLIED"
+        await server.stop(0)
+        await hub.stop()
+        with pytest.raises(grpc.aio.AioRpcError) as down:
+            await plain.wait_applied(now, 5)
+        assert down.value.code() is grpc.StatusCode.UNAVAILABLE
+        call = asyncio.create_task(retrying.wait_applied(now, 10))
+        await asyncio.sleep(0.2)  # the outage: the call's first attempt meets no server
+        server, hub = await serve()
+        assert status_name(await call) == "APPLIED"
+    finally:
+        await retrying.close()
+        await plain.close()
+        await server.stop(0)
+        await hub.stop()
