@@ -7,6 +7,7 @@ the worker processes this demo started are stopped at the end (unless asked to k
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from psycopg import sql
 
 from streams.demo import measure, steps
 from streams.demo.offsets import Offsets, TopicCounts, end_offsets
+from streams.demo.ryw import ReadYourWrites
 from streams.demo.summary import DemoSummary
 from streams.errors import StackError
 from streams.load import LoadPlan, LoadReport, Mix, Written, run_load
@@ -231,12 +233,18 @@ def run_demo(
             install_audit(dbs.sink, mappings)
             before = end_offsets(settings.kafka.bootstrap_servers)
             say(f"load: {options.plan.rate:g} tx/s for {options.plan.duration_s:g} s, mix {options.plan.mix}")
-            report = run_load(settings, options.plan, on_write)
+            ryw = ReadYourWrites(settings)  # write → token → gRPC read pairs beside the load
+            ryw.start()
+            try:
+                report = run_load(settings, options.plan, on_write)
+            finally:
+                ryw_stats = ryw.stop()
             workers.check_alive()
             say(f"verify --wait {options.verify_timeout_s:g}")
             results = verify_wait(dbs, mappings, VerifyOptions(), options.verify_timeout_s, on_round)
             verified = all(r.ok for r in results)
             summary = summarize(settings, mappings, dbs.sink, report, before, verified, started)
+            summary = dataclasses.replace(summary, ryw=ryw_stats)
     finally:
         if not options.keep_workers:
             workers.stop()
