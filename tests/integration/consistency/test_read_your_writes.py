@@ -108,8 +108,12 @@ def env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     serve = load = None
     try:
         columns = "id bigint PRIMARY KEY, balance bigint NOT NULL DEFAULT 0, note text"
-        p.pg_tables({"accounts": columns, "heartbeat": "id int PRIMARY KEY, beat_at timestamptz"})
-        p.mariadb_tables({"wallets": columns, "beat": "id int PRIMARY KEY, beat_at datetime(6)"})
+        # ledger: a second table of each source that only the pairs write (an idle topic of a busy source)
+        beats = "id int PRIMARY KEY, beat_at timestamptz"
+        p.pg_tables({"accounts": columns, "heartbeat": beats, "ledger": columns})
+        p.mariadb_tables(
+            {"wallets": columns, "beat": "id int PRIMARY KEY, beat_at datetime(6)", "ledger": columns}
+        )
         maria_table = p.maria_tables[0]
         # What the demo's connectors set, faster: an idle source's waits end by the connector's
         # committed offsets, which move past the token with the next heartbeat — on PostgreSQL a
@@ -143,19 +147,27 @@ def env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         )
         with p.pg() as pg:
             pg.execute(f'INSERT INTO "{p.pg_schema}".accounts (id) SELECT generate_series(1, {SEED})')
+            pg.execute(f'INSERT INTO "{p.pg_schema}".ledger (id) SELECT generate_series(1, {SEED})')
         conn = p.maria()
         with conn.cursor() as cur:
             cur.executemany(
                 f"INSERT INTO `{maria_table}` (id) VALUES (%s)", [(i,) for i in range(1, SEED + 1)]
             )
+            cur.executemany(
+                f"INSERT INTO `{p.maria_tables[2]}` (id) VALUES (%s)", [(i,) for i in range(1, SEED + 1)]
+            )
         conn.close()
         p.tables_file(
             f'[[tables]]\nsource = "{p.pg_schema}.accounts"\nsink = "accounts"\n\n'
-            f'[[tables]]\nsource = "{p.maria_db}.{maria_table}"\nsink = "wallets"\n'
+            f'[[tables]]\nsource = "{p.maria_db}.{maria_table}"\nsink = "wallets"\n\n'
+            f'[[tables]]\nsource = "{p.pg_schema}.ledger"\nsink = "ledger_pg"\n\n'
+            f'[[tables]]\nsource = "{p.maria_db}.{p.maria_tables[2]}"\nsink = "ledger_my"\n'
         )
         p.start()
         poll(lambda: len(p.sink_rows("accounts", "id")) == SEED, 180, "the accounts snapshot in the sink")
         poll(lambda: len(p.sink_rows("wallets", "id")) == SEED, 180, "the wallets snapshot in the sink")
+        poll(lambda: len(p.sink_rows("ledger_pg", "id")) == SEED, 180, "the ledger_pg snapshot in the sink")
+        poll(lambda: len(p.sink_rows("ledger_my", "id")) == SEED, 180, "the ledger_my snapshot in the sink")
         address = f"127.0.0.1:{free_port()}"
         serve = _start_serve(p, address)
         load = subprocess.Popen(
@@ -186,8 +198,12 @@ def env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 class Caller:
     """One caller's own connections: to its source, and (for reads without waiting) to the sink."""
 
-    def __init__(self, env: Env, pg: bool, read_sink: bool = False) -> None:
+    def __init__(self, env: Env, pg: bool, read_sink: bool = False, ledger: bool = False) -> None:
         self.env, self.pg = env, pg
+        maria = env.p.maria_tables[2] if ledger else env.maria_table
+        self.source_table = (
+            f'"{env.p.pg_schema}".{"ledger" if ledger else "accounts"}' if pg else f"`{maria}`"
+        )
         s = env.p.settings
         if pg:
             self.conn: Any = psycopg.connect(conninfo_from(s.source_postgres))
@@ -201,19 +217,17 @@ class Caller:
                 database=m.database,
             )
         self.sink = psycopg.connect(conninfo_from(s.sink_postgres), autocommit=True) if read_sink else None
-        self.table = "accounts" if pg else "wallets"
+        self.table = ("ledger_pg" if pg else "ledger_my") if ledger else ("accounts" if pg else "wallets")
 
     def write(self, key: int, note: str) -> tuple[Token, float]:
         """UPDATE, COMMIT, token; returns the token and the commit's monotonic time."""
         if self.pg:
-            self.conn.execute(
-                f'UPDATE "{self.env.p.pg_schema}".accounts SET note = %s WHERE id = %s', [note, key]
-            )
+            self.conn.execute(f"UPDATE {self.source_table} SET note = %s WHERE id = %s", [note, key])
             self.conn.commit()
             committed = time.monotonic()
             return psycopg_token(self.conn, self.env.p.pg_connector), committed
         with self.conn.cursor() as cur:
-            cur.execute(f"UPDATE `{self.env.maria_table}` SET note = %s WHERE id = %s", [note, key])
+            cur.execute(f"UPDATE {self.source_table} SET note = %s WHERE id = %s", [note, key])
         self.conn.commit()
         committed = time.monotonic()
         return pymysql_token(self.conn, self.env.p.maria_connector), committed
@@ -241,13 +255,19 @@ class Outcome:
 
 
 async def run_pairs(
-    env: Env, keys_pg: list[int], keys_maria: list[int], *, wait: bool, timeout: float = 10
+    env: Env,
+    keys_pg: list[int],
+    keys_maria: list[int],
+    *,
+    wait: bool,
+    timeout: float = 10,
+    ledger: bool = False,
 ) -> Outcome:
     """Pairs spread over CALLERS concurrent callers, half per source."""
     out = Outcome()
     loop = asyncio.get_running_loop()
     pool = ThreadPoolExecutor(CALLERS)
-    callers = [Caller(env, pg=i % 2 == 0, read_sink=not wait) for i in range(CALLERS)]
+    callers = [Caller(env, pg=i % 2 == 0, read_sink=not wait, ledger=ledger) for i in range(CALLERS)]
     queues = {True: list(keys_pg), False: list(keys_maria)}
     client = ConsistencyClient(env.address)
 
@@ -332,6 +352,24 @@ async def test_pairs_under_load_read_their_writes(env: Env) -> None:
         "stale_share_unwaited": round(unwaited.stale / PAIRS, 3),
     }
     assert unwaited.stale > 0, "without waiting a read right after the write is sometimes stale"
+
+
+@pytest.mark.slow
+async def test_idle_topic_of_a_busy_source_is_waited_for(env: Env) -> None:
+    """Pairs on a table only they write, while the load keeps the source's other table busy: the
+    source's position is the minimum over its partitions, so a busy partition's progress never
+    answers for the quiet one; the quiet one is caught up once it has no lag and a later
+    transaction of the source was applied elsewhere (or the connector's offsets say so)."""
+    keys = env.keys(200)
+    out = await run_pairs(env, keys, keys, wait=True, ledger=True)
+    env.results["idle_topic_pairs"] = {
+        "pairs": out.applied + out.timeouts,
+        "stale": out.stale,
+        "timeouts": out.timeouts,
+        "wait_latency_ms_p50_p95_p99": [pct(out.latencies, q) for q in (0.5, 0.95, 0.99)],
+    }
+    assert out.stale == 0
+    assert out.timeouts == 0
 
 
 @pytest.mark.slow
@@ -447,6 +485,53 @@ async def test_worker_killed_during_waits_never_answers_a_wrong_applied(env: Env
     assert out.stale == 0
     assert out.applied + out.timeouts == 400
     assert out.applied > 0
+
+
+@pytest.mark.slow
+async def test_a_paused_partition_holds_its_source_back(env: Env) -> None:
+    """Two workers of the group split the topics: one applies the busy tables, the other the
+    ledgers. With the ledger worker paused (SIGSTOP), a ledger write's wait answers TIMEOUT: the
+    busy partitions of the same source are far past the token, but a source's position is the
+    minimum over its partitions. (A maximum would answer APPLIED and the read would be stale.)"""
+    p = env.p
+    assert p.worker is not None
+    p.worker.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(p.worker.wait, 60)
+    ledgers = [f"{p.pg_prefix}.{p.pg_schema}.ledger", f"{p.maria_prefix}.{p.maria_db}.{p.maria_tables[2]}"]
+    busy = [f"{p.pg_prefix}.{p.pg_schema}.accounts", f"{p.maria_prefix}.{p.maria_db}.{env.maria_table}"]
+    split: list[subprocess.Popen[bytes]] = []
+    for topics in (busy, ledgers):
+        log = p.log_path.open("ab")
+        worker_env = {
+            **p.env,
+            "CHANGEFEED_PIPELINE__TOPICS": json.dumps(topics),
+            "CHANGEFEED_WORKER__METRICS_PORT": "0",
+        }
+        split.append(
+            subprocess.Popen([CF, "worker"], cwd=REPO, env=worker_env, stdout=log, stderr=subprocess.STDOUT)
+        )
+        log.close()
+    try:
+        keys = env.keys(2)
+        warm = await run_pairs(env, keys, keys, wait=True, ledger=True, timeout=90)
+        assert warm.applied == 4, "both split workers consume"
+        split[1].send_signal(signal.SIGSTOP)
+        keys = env.keys(20)
+        paused = await run_pairs(env, keys, keys, wait=True, ledger=True, timeout=3)
+        env.results["paused_partition"] = {
+            "applied": paused.applied,
+            "timeout": paused.timeouts,
+            "stale": paused.stale,
+        }
+        assert paused.stale == 0
+        assert paused.timeouts == 40
+    finally:
+        for w in split:
+            w.send_signal(signal.SIGCONT)
+            w.terminate()
+        for w in split:
+            await asyncio.to_thread(w.wait, 60)
+        _start_worker(p)
 
 
 @pytest.mark.slow
