@@ -149,8 +149,13 @@ class Evaluator:
 
     def _kafka(self) -> KafkaConsumer:
         if self._consumer is None:
+            # kafka-python's default request timeout is 305 s; a hung broker must not stall the
+            # caught-up round that long (waiters keep their own deadlines regardless).
             self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                request_timeout_ms=15_000,
             )
         return self._consumer
 

@@ -516,6 +516,9 @@ async def test_a_paused_partition_holds_its_source_back(env: Env) -> None:
         warm = await run_pairs(env, keys, keys, wait=True, ledger=True, timeout=90)
         assert warm.applied == 4, "both split workers consume"
         split[1].send_signal(signal.SIGSTOP)
+        keys = env.keys(2)
+        busy_pairs = await run_pairs(env, keys, keys, wait=True, timeout=30)
+        assert busy_pairs.applied == 4, "the busy tables' worker applies while the other is paused"
         keys = env.keys(20)
         paused = await run_pairs(env, keys, keys, wait=True, ledger=True, timeout=3)
         env.results["paused_partition"] = {
