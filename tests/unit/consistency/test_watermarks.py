@@ -95,3 +95,36 @@ def test_wait_budget_respects_deadline_and_cap() -> None:
     assert wait_budget(100, None, 30) == 30
     assert wait_budget(30, 20.0, 30) == 19.0
     assert wait_budget(5, 0.01, 30) == 0.0
+
+
+def test_flush_writes_the_watermark_in_its_transaction_with_a_notify() -> None:
+    from streams.sinks.batch import Batch
+    from streams.sinks.flush import Pending, flush_steps
+
+    batch = Batch()
+    batch.mark("c.public.t", 0, 41)
+    plan = flush_steps(batch, "g", "s", extra=Pending(applied={("c.public.t", 0): {0: 500}}))
+    queries = []
+    try:
+        step = next(plan)
+        while True:
+            queries.append((step.query.as_string(None), list(step.params)))
+            step = plan.send([])
+    except StopIteration:
+        pass
+    offsets = next(i for i, (q, _) in enumerate(queries) if "changefeed_offsets" in q)
+    applied = next(i for i, (q, _) in enumerate(queries) if "changefeed_applied" in q)
+    assert offsets < applied  # one transaction: the driver commits after the last step
+    query, params = queries[applied]
+    assert "GREATEST" in query
+    assert "pg_notify('changefeed_applied', %s)" in query
+    assert params == ["g", ["c.public.t"], [0], [0], [500], "s"]
+    # nothing observed: no watermark statement at all
+    plan = flush_steps(batch, "g", "s")
+    seen = [next(plan).query.as_string(None)]
+    try:
+        while True:
+            seen.append(plan.send([]).query.as_string(None))
+    except StopIteration:
+        pass
+    assert not any("changefeed_applied" in q for q in seen)
