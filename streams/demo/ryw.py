@@ -1,21 +1,22 @@
 """The demo's read-your-writes check: during the load, callers write, take a token, and read the
-row back through the gRPC service (``ReadAfter``); a read older than the caller's own write is
+row back through the gRPC service (``ReadAfter``); a read that misses the caller's own write is
 stale. The service runs in-process on a free loopback port, like ``changefeed serve``.
 
-A write stamps ``updated_at`` in its transaction; the row read must carry that stamp or a newer
-one (the load may update the same row meanwhile). A row the load deleted meanwhile is
-``superseded``, not stale.
+Each write INSERTs a new row (a customer, an order), so no other writer's version can be mistaken
+for it: the read must find the row. A missing row is stale, unless the source no longer has it
+either (the load deleted it meanwhile: ``superseded``). Updates of existing rows cannot be judged
+this way: MariaDB's ``NOW(6)`` is the statement's start, so a later commit can carry an earlier
+``updated_at`` (the first version of this check counted such a row as stale).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -25,9 +26,13 @@ from streams.load.customers import connect as connect_customers
 from streams.load.orders import connect as connect_orders
 from streams.settings import Settings
 
-PG_UPDATE = "UPDATE public.customers SET updated_at = clock_timestamp() WHERE id = %s RETURNING updated_at"
-MARIA_UPDATE = "UPDATE orders SET updated_at = NOW(6) WHERE id = %s"
-MARIA_STAMP = "SELECT updated_at FROM orders WHERE id = %s"
+PG_INSERT = (
+    "INSERT INTO public.customers (email, first_name, last_name) VALUES (%s, 'Read', 'Your-Writes')"
+    " RETURNING id"
+)
+MARIA_INSERT = "INSERT INTO orders (customer_id) VALUES (%s)"
+PG_EXISTS = "SELECT 1 FROM public.customers WHERE id = %s"
+MARIA_EXISTS = "SELECT 1 FROM orders WHERE id = %s"
 
 
 @dataclass
@@ -37,6 +42,7 @@ class RywStats:
     timeouts: int = 0
     superseded: int = 0
     waits_s: list[float] = field(default_factory=list)
+    stale_keys: list[str] = field(default_factory=list)  # what to look at when stale > 0
     error: str = ""  # the check could not run (the summary says why; the demo's verdict is verify's)
 
     @property
@@ -47,38 +53,38 @@ class RywStats:
         return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def _stamp(value: Any) -> datetime:
-    at = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 class _Caller:
-    def __init__(self, settings: Settings, pg: bool, keys: list[int], rng: random.Random) -> None:
-        self.pg, self.keys, self.rng = pg, keys, rng
+    def __init__(self, settings: Settings, pg: bool, customers: list[int], rng: random.Random) -> None:
+        self.pg, self.customers, self.rng = pg, customers, rng
         self.conn: Any = (
             connect_customers(settings.source_postgres) if pg else connect_orders(settings.source_mariadb)
         )
 
-    def write(self) -> tuple[int, datetime, str, float]:
-        key = self.rng.choice(self.keys)
+    def write(self) -> tuple[int, str, float]:
+        """A new row, committed; its key, the token and the commit's monotonic time."""
         if self.pg:
-            row = self.conn.execute(PG_UPDATE, [key]).fetchone()
+            row = self.conn.execute(PG_INSERT, [f"ryw-{uuid.uuid4().hex}@example.com"]).fetchone()
             self.conn.commit()
             committed = time.monotonic()
-            return (
-                key,
-                _stamp(row[0]) if row else datetime.now(UTC),
-                str(psycopg_token(self.conn, "customers")),
-                committed,
-            )
+            return int(row[0]), str(psycopg_token(self.conn, "customers")), committed
         with self.conn.cursor() as cur:
-            cur.execute(MARIA_UPDATE, [key])
-            cur.execute(MARIA_STAMP, [key])
-            found = cur.fetchone()
+            cur.execute(MARIA_INSERT, [self.rng.choice(self.customers)])
+            key = int(cur.lastrowid)
         self.conn.commit()
         committed = time.monotonic()
-        stamp = _stamp(found[0]) if found else datetime.now(UTC)
-        return key, stamp, str(pymysql_token(self.conn, "orders")), committed
+        return key, str(pymysql_token(self.conn, "orders")), committed
+
+    def exists(self, key: int) -> bool:
+        """Whether the source still has the row (autocommit off: end the read's transaction)."""
+        if self.pg:
+            found = self.conn.execute(PG_EXISTS, [key]).fetchone() is not None
+            self.conn.rollback()
+            return found
+        with self.conn.cursor() as cur:
+            cur.execute(MARIA_EXISTS, [key])
+            found = cur.fetchone() is not None
+        self.conn.commit()
+        return found
 
 
 async def _run(settings: Settings, stop: threading.Event, stats: RywStats, callers: int, limit: int) -> None:
@@ -88,7 +94,6 @@ async def _run(settings: Settings, stop: threading.Event, stats: RywStats, calle
 
     with psycopg.connect(sink_conninfo(settings), autocommit=True) as sink:
         customers = [int(r[0]) for r in sink.execute("SELECT customer_id FROM customer_directory LIMIT 2000")]
-        orders = [int(r[0]) for r in sink.execute("SELECT order_id FROM order_view LIMIT 2000")]
     hub = build_hub(settings)
     server, port = await start_server(hub, declared_tables(settings), sink_conninfo(settings), "127.0.0.1:0")
     client = ConsistencyClient(f"127.0.0.1:{port}")
@@ -97,26 +102,27 @@ async def _run(settings: Settings, stop: threading.Event, stats: RywStats, calle
 
     async def one(c: _Caller, table: str) -> None:
         while not stop.is_set() and stats.pairs < limit:
-            key, stamp, token, committed = await loop.run_in_executor(None, c.write)
+            key, token, committed = await loop.run_in_executor(None, c.write)
             reply = await client.read_after(token, table, [key], timeout=10)
             stats.pairs += 1
             if status_name(reply) != "APPLIED":
                 stats.timeouts += 1
                 continue
             stats.waits_s.append(time.monotonic() - committed)
-            rows = [json.loads(r) for r in reply.rows_json]
-            if not rows:
-                stats.superseded += 1
-            elif _stamp(rows[0]["updated_at"]) < stamp:
+            if reply.rows_json:
+                continue
+            if await loop.run_in_executor(None, c.exists, key):
                 stats.stale += 1
+                stats.stale_keys.append(f"{table}:{key} {token} (applied {reply.applied_position})")
+            else:
+                stats.superseded += 1
 
     made = []
     for i in range(callers):
         pg = i % 2 == 0
-        keys = customers if pg else orders
-        if keys:
+        if customers:  # orders reference one of them
             own = random.Random(rng.random())  # noqa: S311 - as above
-            made.append((_Caller(settings, pg, keys, own), "customer_directory" if pg else "order_view"))
+            made.append((_Caller(settings, pg, customers, own), "customer_directory" if pg else "order_view"))
     try:
         await asyncio.gather(*(one(c, t) for c, t in made))
     finally:
