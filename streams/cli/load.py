@@ -30,15 +30,21 @@ def load(
         int, typer.Option(help="Concentrate updates/deletes on this many keys (0: off).")
     ] = 0,
     source: Annotated[list[str] | None, typer.Option(help="Limit to customers and/or orders.")] = None,
+    tokens: Annotated[
+        bool, typer.Option(help="Take a consistency token after every commit; print the last per source.")
+    ] = False,
 ) -> None:
     """Insert, update and delete customers and orders (orders with lines and outbox, one tx)."""
     try:
         plan = LoadPlan(
             rate=rate, duration_s=duration, mix=Mix.parse(mix), seed=seed, hot_keys=hot_keys,
-            sources=tuple(source) if source else LoadPlan().sources,
+            sources=tuple(source) if source else LoadPlan().sources, tokens=tokens,
         )  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with progress_bar(plan, out) as on_write:
         report = run_load(settings_of(ctx), plan, on_write)
     out.print(report_table(report))
+    last = {w.source: w.token for w in report.writes if w.token}
+    for name, token in sorted(last.items()):  # `changefeed wait` on these: the sink has it all
+        out.print(f"last token {name}: {token}", highlight=False, soft_wrap=True)

@@ -10,7 +10,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from streams.cli import connectors, demo, dlq, load, prune, schemas, services, sink, stack, verify, worker
+from streams.cli import (
+    connectors,
+    consistency,
+    demo,
+    dlq,
+    load,
+    prune,
+    schemas,
+    services,
+    sink,
+    stack,
+    verify,
+    worker,
+)
 from streams.cli.context import CliState
 from streams.cli.dashboard import register as register_dashboard
 from streams.cli.health import register as register_health
@@ -35,6 +48,7 @@ verify.register(app)
 demo.register(app)
 register_dashboard(app)
 register_health(app)
+consistency.register(app)
 
 
 @app.callback()

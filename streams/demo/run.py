@@ -23,6 +23,7 @@ from streams.demo import measure, steps
 from streams.demo.bus import bridge_counts, bus_summary, demo_bus_env, wait_for_bus, with_bus
 from streams.demo.dashboard import DemoDashboard
 from streams.demo.offsets import Offsets, TopicCounts, end_offsets
+from streams.demo.ryw import ReadYourWrites
 from streams.demo.summary import DemoSummary
 from streams.errors import StackError
 from streams.load import LoadPlan, LoadReport, Mix, Written, run_load
@@ -242,7 +243,12 @@ def run_demo(
             before = end_offsets(settings.kafka.bootstrap_servers)
             bridges_before = bridge_counts(settings) if options.bus else None
             say(f"load: {options.plan.rate:g} tx/s for {options.plan.duration_s:g} s, mix {options.plan.mix}")
-            report = run_load(settings, options.plan, on_write)
+            ryw = ReadYourWrites(settings)  # write → token → gRPC read pairs beside the load
+            ryw.start()
+            try:
+                report = run_load(settings, options.plan, on_write)
+            finally:
+                ryw_stats = ryw.stop()
             workers.check_alive()
             say(f"verify --wait {options.verify_timeout_s:g}")
             results = verify_wait(dbs, mappings, VerifyOptions(), options.verify_timeout_s, on_round)
@@ -254,6 +260,7 @@ def run_demo(
                     say("the event bus had not caught up with the domain topics; its counts are partial")
                 bus = bus_summary(settings, report.started_at, bridges_before)
                 summary = dataclasses.replace(summary, bus=bus)
+            summary = dataclasses.replace(summary, ryw=ryw_stats)
     finally:
         if not options.keep_workers:
             workers.stop()

@@ -10,6 +10,7 @@ from rich.table import Table
 from streams.demo.bus import BusSummary
 from streams.demo.latency import LatencyStats
 from streams.demo.offsets import TopicCounts
+from streams.demo.ryw import RywStats
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class DemoSummary:
     verified: bool
     total_seconds: float
     bus: BusSummary | None = None  # the event bus's part (None: the demo ran without it)
+    ryw: RywStats | None = None  # read-your-writes pairs during the load (streams.demo.ryw)
 
     @property
     def throughput(self) -> float:
@@ -78,6 +80,17 @@ def summary_table(s: DemoSummary) -> Table:
         *((f"  {_STAGE_LABELS.get(name, name)}", _percentiles(st)) for name, st in s.stages.items()),
         ("throughput (captured / pipeline time)", f"{s.throughput:,.1f} events/s"),
         *_bus_rows(s.bus),
+        *(
+            [
+                (
+                    "read-your-writes pairs (stale, timeouts)",
+                    f"{s.ryw.pairs} ({s.ryw.stale}, {s.ryw.timeouts})",
+                ),
+                ("  wait p99 (commit → APPLIED read)", s.ryw.error[:60] or _ms(s.ryw.p99_ms)),
+            ]
+            if s.ryw is not None
+            else []
+        ),
         ("verify (source ≡ sink)", "[green]PASS[/green]" if s.verified else "[red]FAIL[/red]"),
         ("demo wall time", f"{s.total_seconds:.0f} s"),
     ]

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from streams.consistency.drivers import psycopg_token
 from streams.load import data
 from streams.load.keys import KeyPool
 from streams.load.mix import WriteOp
@@ -34,6 +35,7 @@ def connect(db: SourcePostgresSettings) -> psycopg.Connection[Any]:
 
 class CustomersWriter:
     source = "customers"
+    tokens = False  # read a consistency token after each commit (one more round trip)
 
     def __init__(
         self, conn: psycopg.Connection[Any], rng: random.Random, pool: KeyPool, large_every: int
@@ -91,7 +93,8 @@ class CustomersWriter:
             self.pool.add(key)
         elif op is WriteOp.DELETE:
             self.pool.remove(key)
-        return Written(self.source, op, key, stamp, committed, Counter({TABLE: 1}))
+        token = str(psycopg_token(self.conn, self.source)) if self.tokens else None
+        return Written(self.source, op, key, stamp, committed, Counter({TABLE: 1}), token=token)
 
     def _insert(self) -> tuple[int, datetime]:
         rng = self.rng

@@ -16,6 +16,7 @@ from typing import Any
 
 import pymysql
 
+from streams.consistency.drivers import pymysql_token
 from streams.load import data
 from streams.load.keys import KeyPool
 from streams.load.mix import WriteOp
@@ -47,6 +48,7 @@ def _naive_utc(at: datetime) -> datetime:
 
 class OrdersWriter:
     source = "orders"
+    tokens = False  # read a consistency token after each commit (one more round trip)
 
     def __init__(
         self,
@@ -92,7 +94,10 @@ class OrdersWriter:
             self.pool.add(key)
         elif op is WriteOp.DELETE:
             self.pool.remove(key)
-        return Written(self.source, op, key, stamp, committed, rows, outbox=rows.pop("outbox", 0))
+        token = str(pymysql_token(self.conn, self.source)) if self.tokens else None
+        return Written(
+            self.source, op, key, stamp, committed, rows, outbox=rows.pop("outbox", 0), token=token
+        )
 
     def _outbox(
         self, cur: Any, key: int, event_type: str, payload: dict[str, Any], rows: Counter[str]

@@ -26,6 +26,7 @@ SOURCES = ("customers", "orders")
 
 class Writer(Protocol):
     source: str
+    tokens: bool
 
     def load_keys(self) -> None: ...
 
@@ -42,6 +43,7 @@ class LoadPlan:
     hot_fraction: float = 0.8
     large_every: int = 10  # about one row in N gets a 16 KiB (TOASTed) text value
     sources: tuple[str, ...] = SOURCES
+    tokens: bool = False  # a consistency token per commit (Written.token); one more round trip each
 
     @property
     def operations(self) -> int:
@@ -102,6 +104,7 @@ def run_load(
             raise ValueError(msg)
         for w in writers:
             w.load_keys()
+            w.tokens = plan.tokens
         op_rng = {w.source: rng_for(plan.seed, f"{w.source}:ops") for w in writers}
         tally, written = LoadTally(), []
         started = datetime.now(UTC)

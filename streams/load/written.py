@@ -25,6 +25,7 @@ class Written:
     committed_at: datetime
     rows: Counter[str] = field(default_factory=Counter)  # table -> rows changed
     outbox: int = 0  # outbox rows written in the same transaction
+    token: str | None = None  # the consistency token, when the writer was asked for tokens
 
 
 @dataclass

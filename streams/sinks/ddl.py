@@ -13,6 +13,7 @@ from typing import Protocol
 
 from psycopg import sql
 
+from streams.sinks.applied import applied_ddl
 from streams.sinks.lookup import lookup_ddl
 from streams.sinks.mapping import Column, DeletePolicy, TableMapping
 
@@ -145,6 +146,7 @@ def control_tables_ddl(schema: str) -> list[sql.Composed]:
             "END $fn$"
         ).format(fn=ident(schema, AUDIT_FUNCTION), audit=ident(schema, AUDIT_TABLE)),
         *notices_ddl(schema),
+        *applied_ddl(schema),
     ]
 
 

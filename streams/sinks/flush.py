@@ -16,6 +16,7 @@ from typing import Any
 from psycopg import sql
 
 from streams.cdc import ChangeEvent, Op
+from streams.sinks.applied import AppliedTracker, store_applied_params, store_applied_sql
 from streams.sinks.batch import UNAVAILABLE_VALUE, Batch, Write, to_write
 from streams.sinks.batch import group as statement_groups
 from streams.sinks.carry import MovedRows, carry_steps, check_inserted
@@ -44,9 +45,11 @@ class Pending:
     truncates: list[Truncate] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     missing: dict[tuple[str, str], int] = field(default_factory=dict)
+    applied: dict[tuple[str, int], dict[int, int]] = field(default_factory=dict)  # streams.sinks.applied
 
     def discard_partition(self, topic: str, partition: int) -> None:
         """A revoked partition's truncates are redone by its new owner (offsets not stored)."""
+        self.applied.pop((topic, partition), None)
         self.truncates = [
             t for t in self.truncates if (t.event.topic, t.event.partition) != (topic, partition)
         ]
@@ -236,6 +239,8 @@ def flush_steps(
     result.missing = dict(extra.missing)
     if batch.next_offsets:
         yield Step(store_offsets_sql(schema), store_offsets_params(group, batch.next_offsets), False)
+    if extra.applied:  # the applied watermark, with the offsets (read-your-writes waits on it)
+        yield Step(store_applied_sql(schema), store_applied_params(group, schema, extra.applied), True)
     return result
 
 
@@ -274,6 +279,7 @@ class SinkCore:
         self.applied_offsets: dict[tuple[str, int], int] = {}
         self.counts = {"unmapped": 0, "replayed": 0, "tombstones": 0, "truncates": 0}
         self.snapshots = SnapshotTracker()
+        self.applied = AppliedTracker()
 
     @property
     def mappings(self) -> dict[str, TableMapping]:
@@ -299,6 +305,7 @@ class SinkCore:
         if record.offset < self.applied_offsets.get((topic, partition), 0):
             self.counts["replayed"] += 1  # already committed by an earlier flush
             return
+        self.applied.observe(self.pending.applied, topic, partition, record.source)
         if record.tombstone:
             self.counts["tombstones"] += 1  # the delete event before it did the work
         elif record.op is Op.TRUNCATE:
@@ -363,6 +370,7 @@ class SinkCore:
             self.batch.discard_partition(topic, p)
             self.pending.discard_partition(topic, p)
             self.applied_offsets.pop((topic, p), None)
+            self.applied.discard([(topic, p)])
 
     def committed(self, result: FlushResult) -> FlushResult:
         """After the transaction committed: remember offsets, start an empty batch, alert."""

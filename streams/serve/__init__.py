@@ -1,0 +1,1 @@
+"""The gRPC service of read-your-writes: ``WaitApplied`` and ``ReadAfter`` (``changefeed serve``)."""
