@@ -99,15 +99,32 @@ def register_subjects(registry_url: str, target: str, key_ids: set[int], value_i
                 http.post(f"/subjects/{target}-{suffix}/versions", json={"schema": schema}).raise_for_status()
 
 
-def copy_range(bootstrap: str, source: str, target: str, start: int, end: int, registry_url: str = "") -> int:
-    """Copy offsets [start, end) of partition 0 of ``source`` into a fresh one-partition ``target``."""
+# Kafka's Java producer (Debezium's, through Connect) puts a keyed record on murmur2(key bytes) mod
+# partitions; librdkafka's murmur2_random is the same function, so a partitioned copy keeps each
+# primary key on the partition Debezium would have chosen for a topic created with that many.
+JAVA_PARTITIONER = "murmur2_random"
+
+
+def copy_range(
+    bootstrap: str,
+    source: str,
+    target: str,
+    start: int,
+    end: int,
+    registry_url: str = "",
+    partitions: int = 1,
+) -> int:
+    """Copy offsets [start, end) of partition 0 of ``source`` into a fresh ``target`` of ``partitions``
+    partitions (byte for byte; keyed records hashed to partitions as Kafka's Java producer does)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(target, 1, 1)]).values():
+    for f in admin.create_topics([NewTopic(target, partitions, 1)]).values():
         f.result()
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": f"bench-copy-{target}", "enable.auto.commit": False}
     )
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all"})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all", "partitioner": JAVA_PARTITIONER}
+    )
     consumer.assign([TopicPartition(source, 0, start)])
     copied, offset = 0, start
     key_ids: set[int] = set()
