@@ -60,7 +60,10 @@ def up(root: Path, say: supervisor.Report) -> Settings:
     root.chmod(0o755)  # the database OS users must reach the state dir
     cache = root / "cache"
     if not (cache / "m2").exists():  # Maven runs offline-ish from a copy of the shared repository
-        shutil.copytree(repo_root() / ".cache" / "m2", cache / "m2", symlinks=True)
+        shared = load_settings().stack.cache_dir / "m2"  # CHANGEFEED_STACK__CACHE_DIR, else the repo's
+        shutil.copytree(
+            shared if shared.exists() else repo_root() / ".cache" / "m2", cache / "m2", symlinks=True
+        )
     settings = bench_settings(root)
     with _client_overrides_allowed():
         supervisor.up(settings, say)
