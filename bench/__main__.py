@@ -1,12 +1,16 @@
 """``python -m bench [--quick] [--keep-stack]``: the whole benchmark on a private stack.
 
-Order: private stack up → per workload a fixed moderate live load with commit→applied latency
-(real worker) and a seeded bulk top-up → copy each workload's change-topic range to replay
-topics → per workload a stepped fixed-rate load up to the maximum sustained rate, latency at half
-of it → a soak at the insert-heavy maximum (worker RSS over 10 minutes) → peers alternating
-(changefeed, changefeed without domain events, JDBC sink, plain loop) × reps, stage limits once
-per rep, the last rep's changefeed runs sampled by py-spy → backlog (Debezium capture alone, then
-worker drain, profiled) → bench/results/<date>.{json,md,png} → stack down.
+Order: private stack up (ports + CHANGEFEED_BENCH_PORT_SHIFT, default 400) → per workload a fixed
+moderate live load with commit→applied latency (real worker) and a seeded set-based top-up (400k
+changes in full mode) → copy each workload's change-topic range to one-partition replay topics, and
+insert-heavy's also to 4-partition ones (keyed as Debezium would) → per workload a stepped
+fixed-rate load up to the maximum sustained rate, latency at half of it → a soak at the insert-heavy
+maximum (worker RSS over 10 minutes) → replay reps: peers alternating (changefeed, changefeed
+without domain events, JDBC sink, plain loop; in rep 1 also the JDBC sink with Kafka's consumer
+defaults, and the stage limits), the last mandatory rep's changefeed runs sampled by py-spy →
+partitioned (changefeed 1 and 2 worker processes vs JDBC tasks.max 1 and 2, box idle share) →
+backlog (Debezium capture alone, then worker drain, profiled) → a 3rd rep if the time budget holds
+it → bench/results/<date>.{json,md,png} → stack down.
 """
 
 from __future__ import annotations
