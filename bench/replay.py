@@ -120,10 +120,22 @@ def copy_range(
     for f in admin.create_topics([NewTopic(target, partitions, 1)]).values():
         f.result()
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"bench-copy-{target}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-copy-{target}",
+            "enable.auto.commit": False,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,  # 400k-event replays: big fetches
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        }
     )
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all", "partitioner": JAVA_PARTITIONER}
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1024 * 1024,
+            "acks": "all",
+            "partitioner": JAVA_PARTITIONER,
+        }
     )
     consumer.assign([TopicPartition(source, 0, start)])
     copied, offset = 0, start
