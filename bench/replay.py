@@ -17,7 +17,10 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 CLOCK_DDL = r"""
 CREATE TABLE IF NOT EXISTS public.bench_clock (
     schema_name text PRIMARY KEY, first_at timestamptz, last_at timestamptz, statements bigint NOT NULL);
-CREATE OR REPLACE FUNCTION public.bench_tick() RETURNS trigger LANGUAGE plpgsql AS $$
+-- SECURITY DEFINER: the triggers fire in the peers' sessions, and changefeed writes with its own
+-- sink login, which may not write the benchmark's public tables.
+CREATE OR REPLACE FUNCTION public.bench_tick() RETURNS trigger LANGUAGE plpgsql
+  SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
   INSERT INTO public.bench_clock AS c VALUES (TG_TABLE_SCHEMA, clock_timestamp(), clock_timestamp(), 1)
   ON CONFLICT (schema_name) DO UPDATE SET last_at = clock_timestamp(), statements = c.statements + 1;
@@ -26,7 +29,8 @@ END $$;
 CREATE TABLE IF NOT EXISTS public.bench_first (
     schema_name text, topic text, next_offset bigint NOT NULL, xact bigint NOT NULL,
     PRIMARY KEY (schema_name, topic));
-CREATE OR REPLACE FUNCTION public.bench_first_offset() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION public.bench_first_offset() RETURNS trigger LANGUAGE plpgsql
+  SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
   INSERT INTO public.bench_first VALUES (TG_TABLE_SCHEMA, NEW.topic, NEW.next_offset, txid_current())
   ON CONFLICT DO NOTHING;

@@ -126,6 +126,10 @@ def test_the_plain_loop_goal_compares_the_worker_without_publishing() -> None:
 def test_backlog_drain_is_judged_against_debezium_capture() -> None:
     assert verdict(document(drain=8_000), "backlog drain")["met"] is False
     assert verdict(document(drain=21_000), "backlog drain")["met"] is True
+    skipped = document()
+    skipped["backlog"].update(capture_ev_s=0.0, drain_ev_s=0.0)  # left out by the time budget
+    assert verdict(skipped, "backlog drain")["met"] is None
+    assert "## Catch-up" not in report.markdown({**skipped, "goals": report.goals(skipped)})
 
 
 def test_two_workers_meet_the_goal_by_scaling_or_by_a_saturated_box() -> None:
