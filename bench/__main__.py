@@ -232,7 +232,7 @@ def main() -> None:  # the run, top to bottom
         def fits(what: str, est_s: float) -> bool:
             """Whether ``what`` (about ``est_s``) still fits the run's time budget; noted if not."""
             left = size.budget_s - (time.monotonic() - started)
-            if left >= est_s * 1.15 + 120:  # + rendering and the stack's shutdown
+            if left >= est_s * 1.15 + size.budget_s * 0.05:  # + rendering and the stack's shutdown
                 return True
             msg = f"{what} skipped: {left / 60:.1f} min of the {size.budget_s / 60:.0f}-min budget left"
             say(msg)
