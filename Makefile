@@ -51,8 +51,8 @@ faults: install
 	$(BIN)/pytest -m scenario $(PYTEST_ARGS); status=$$?; \
 	echo "fault report: $(CURDIR)/reports/faults.md (JSON: $(CURDIR)/reports/faults.json)"; exit $$status
 
-# Performance against the peers on a private stack (ports +400): bench/results/<date>.{json,md,png}.
-# Quick (~7 min incl. stack start):  make bench BENCH_ARGS=--quick
+# Performance against the peers on a private stack (ports +400, or +$CHANGEFEED_BENCH_PORT_SHIFT):
+# bench/results/<date>.{json,md,png}. Full ≤ ~50 min on 2 cores; quick (≤ 12 min): BENCH_ARGS=--quick
 # Touches nothing else: it does not bring up the shared stack (bench-codec does; run it separately).
 BENCH_ARGS ?=
 bench: install

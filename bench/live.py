@@ -112,6 +112,20 @@ def stored(sink: psycopg.Connection[Any], schema: str, group: str, topics: tuple
     return int(row[0]) if row else 0
 
 
+def skip_to(dsn: str, offsets: dict[str, int], schema: str = "public", group: str = GROUP) -> None:
+    """Advance ``group``'s stored partition-0 offsets (stored with the rows; the worker resumes from
+    them) to ``offsets``, never back: a stopped worker then skips what was written meanwhile."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for topic, offset in offsets.items():
+            conn.execute(
+                f'INSERT INTO "{schema}".changefeed_offsets (consumer_group, topic, partition, next_offset)'  # noqa: S608
+                " VALUES (%s, %s, 0, %s) ON CONFLICT (consumer_group, topic, partition)"
+                " DO UPDATE SET next_offset = greatest(changefeed_offsets.next_offset, excluded.next_offset),"
+                " updated_at = now()",
+                (group, topic, offset),
+            )
+
+
 def ends(offsets: Offsets, topics: tuple[str, ...]) -> int:
     return sum(n for (t, _), n in offsets.items() if t in topics)
 

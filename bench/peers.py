@@ -29,9 +29,10 @@ from streams.sinks.roles import grant_sink_role
 
 RUN_TIMEOUT_S = 300.0  # then a run is measured on what it applied so far (events < the replay's)
 # The JDBC sink's best configuration for PostgreSQL (Debezium 3.6.0.Final): upserts by record key,
-# batches of 5,000 (as changefeed's max_batch), the reduction buffer (one write per key per batch)
-# and UNNEST batch inserts. max.poll.records stays at Kafka's 500: the worker's
-# connector.client.config.override.policy=None forbids consumer overrides.
+# batches of 5,000 (as changefeed's max_batch), the reduction buffer (one write per key per batch),
+# UNNEST batch inserts, and a consumer that hands the task a whole batch per poll: max.poll.records
+# 5,000 (Kafka's default 500 made every put a tenth of batch.size) and larger fetches (the private
+# Connect worker allows the overrides: connector.client.config.override.policy=All).
 BEST_JDBC = {
     "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
     "tasks.max": "1",
@@ -42,6 +43,22 @@ BEST_JDBC = {
     "batch.size": "5000",
     "use.reduction.buffer": "true",
     "dialect.postgres.unnest.insert.enabled": "true",
+    "consumer.override.max.poll.records": "5000",
+    "consumer.override.max.partition.fetch.bytes": str(8 * 1024 * 1024),
+    "consumer.override.fetch.max.bytes": str(64 * 1024 * 1024),
+    "consumer.override.fetch.min.bytes": str(64 * 1024),
+    "consumer.override.fetch.max.wait.ms": "100",
+}
+# What was tried against it, in rep 1 (peer name -> overrides of BEST_JDBC): the previous default
+# consumer (500 records a poll, 1 MiB per partition fetch).
+JDBC_VARIANTS: dict[str, dict[str, str | None]] = {
+    "jdbc-sink-consumer-defaults": {
+        "consumer.override.max.poll.records": None,
+        "consumer.override.max.partition.fetch.bytes": None,
+        "consumer.override.fetch.max.bytes": None,
+        "consumer.override.fetch.min.bytes": None,
+        "consumer.override.fetch.max.wait.ms": None,
+    },
 }
 FIELDS = {
     "customers": "id,email,first_name,last_name,phone,tier",
@@ -69,20 +86,28 @@ class PeerRun:
 
 
 def _timed(
-    dsn: str, schema: str, progress: Callable[[], int], total: int, pid: int | None, alive: Callable[[], bool]
+    dsn: str,
+    schema: str,
+    progress: Callable[[], int],
+    total: int,
+    pid: int | list[int] | None,
+    alive: Callable[[], bool],
 ) -> tuple[tuple[float, float], float, float, int]:
     """Wait until ``progress()`` reaches ``total`` (or RUN_TIMEOUT_S passes: the run is then measured on
-    what it applied so far); return ((first, last) write epoch, cpu s in that window, peak RSS, applied)."""
+    what it applied so far); return ((first, last) write epoch, cpu s in that window, peak RSS, applied).
+
+    Several pids (a group of workers): CPU and RSS are the sums over their process trees."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
     applied = 0
     cpu_first: float | None = None
     peak = 0.0
+    pids = [pid] if isinstance(pid, int) else pid
     with psycopg.connect(dsn) as conn:
         while True:
-            if pid is not None:
-                peak = max(peak, resources.rss_mb(pid))
+            if pids is not None:
+                peak = max(peak, sum(resources.rss_mb(p) for p in pids))
                 if cpu_first is None and clock(conn, schema) is not None:
-                    cpu_first = resources.cpu_seconds(pid)
+                    cpu_first = sum(resources.cpu_seconds(p) for p in pids)
             applied = progress()
             if applied >= total or time.monotonic() > deadline:
                 break
@@ -90,7 +115,7 @@ def _timed(
                 msg = f"peer writing {schema} stopped"
                 raise RuntimeError(msg)
             time.sleep(0.1)
-        cpu = resources.cpu_seconds(pid) - (cpu_first or 0.0) if pid is not None else 0.0
+        cpu = sum(resources.cpu_seconds(p) for p in pids) - (cpu_first or 0.0) if pids is not None else 0.0
         time.sleep(0.3)
         c = clock(conn, schema)
     if c is None:
@@ -143,13 +168,17 @@ def run_changefeed(
     logs: Path,
     publish: bool,
     profile_to: Path | None = None,
+    processes: int = 1,
+    peer: str = "",
 ) -> PeerRun:
     """The real worker; ``publish=False`` turns domain-event publishing off (upserts only, like the peers).
 
-    ``profile_to``: sample the worker with py-spy (non-blocking, 50 Hz, folded stacks) for the whole run.
+    ``profile_to``: sample the (first) worker with py-spy (non-blocking, 50 Hz, folded stacks) for the
+    whole run. ``processes``: that many ``changefeed worker`` processes in one consumer group (the
+    partitioned variant); CPU and RSS are summed over all of them.
     """
     dsn = conninfo_from(settings.sink_postgres)
-    tag = "cf" if publish else "cfn"
+    tag = ("cf" if publish else "cfn") + (f"x{processes}" if processes > 1 else "")
     schema, group = f"bench_{tag}_{wl}_{rep}", f"bench-{tag}-{wl}-{rep}"
     drop_schema(dsn, schema)
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -163,8 +192,8 @@ def run_changefeed(
     }
     total = sum(ends.values())
     launched = time.time()
-    worker = WorkerProc(env, logs / f"{group}.log", extra)
-    spy = profile.record(worker.pid, profile_to) if profile_to else None
+    workers = [WorkerProc(env, logs / f"{group}-{i}.log", extra) for i in range(processes)]
+    spy = profile.record(workers[0].pid, profile_to) if profile_to else None
     sink = psycopg.connect(dsn)
     try:
         span, cpu, rss, applied = _timed(
@@ -172,39 +201,59 @@ def run_changefeed(
             schema,
             lambda: stored(sink, schema, group, tuple(ends)),
             total,
-            worker.pid,
-            lambda: worker.proc.poll() is None,
+            [w.pid for w in workers],
+            lambda: all(w.proc.poll() is None for w in workers),
         )
     finally:
         sink.close()
-        worker.stop()
+        for w in workers:
+            w.stop()
         if spy is not None:
             spy.wait(60)
     first = _first(dsn, schema)
     writes = _row_writes_after_close(dsn, schema)
-    peer = "changefeed" if publish else "changefeed-nopub"
+    peer = peer or ("changefeed" if publish else "changefeed-nopub")
     return _result(peer, wl, rep, applied, span, launched, cpu, rss, writes, first)
 
 
-def _committed(bootstrap: str, group: str, ends: dict[str, int]) -> int:
+def _committed(bootstrap: str, group: str, ends: dict[str, int], partitions: int = 1) -> int:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        parts = c.committed([TopicPartition(t, 0) for t in ends], timeout=10)
+        wanted = [TopicPartition(t, p) for t in ends for p in range(partitions)]
+        parts = c.committed(wanted, timeout=10)
         return sum(max(0, p.offset) for p in parts)
     finally:
         c.close()
 
 
-def run_jdbc(settings: Settings, wl: str, rep: int, ends: dict[str, int], connect_pid: int) -> PeerRun:
+def jdbc_config(overrides: dict[str, str | None] | None = None, tasks: int = 1) -> dict[str, str]:
+    """BEST_JDBC with ``overrides`` (None removes a key) and ``tasks.max``."""
+    merged: dict[str, str | None] = {**BEST_JDBC, **(overrides or {}), "tasks.max": str(tasks)}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def run_jdbc(
+    settings: Settings,
+    wl: str,
+    rep: int,
+    ends: dict[str, int],
+    connect_pid: int,
+    tasks: int = 1,
+    partitions: int = 1,
+    peer: str = "jdbc-sink",
+    overrides: dict[str, str | None] | None = None,
+) -> PeerRun:
+    """The JDBC sink connector on the private Connect worker (CPU/RSS: Connect's whole JVM)."""
     dsn = conninfo_from(settings.sink_postgres)
-    schema, name = f"bench_jdbc_{wl}_{rep}", f"bench-jdbc-{wl}-{rep}"
+    slug = peer.removeprefix("jdbc-sink").replace("-", "")
+    schema, name = f"bench_jdbc{slug}_{wl}_{rep}", f"bench-jdbc{slug}-{wl}-{rep}"
     drop_schema(dsn, schema)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     pg = settings.sink_postgres
     include = ",".join(f"{t}:{f}" for t in ends for f in FIELDS[t.rsplit("_", 1)[1]].split(","))
     config = {
-        **BEST_JDBC,
+        **jdbc_config(overrides, tasks),
         "topics": ",".join(sorted(ends)),
         "connection.url": f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}?currentSchema={schema}",
         "connection.username": pg.user,
@@ -230,7 +279,7 @@ def run_jdbc(settings: Settings, wl: str, rep: int, ends: dict[str, int], connec
             span, cpu, rss, applied = _timed(
                 dsn,
                 schema,
-                lambda: _committed(bootstrap, f"connect-{name}", ends),
+                lambda: _committed(bootstrap, f"connect-{name}", ends, partitions),
                 total,
                 connect_pid,
                 alive,
@@ -242,7 +291,7 @@ def run_jdbc(settings: Settings, wl: str, rep: int, ends: dict[str, int], connec
             http.delete(f"/connectors/{name}")
     first = _first(dsn, schema)
     writes = _row_writes_after_close(dsn, schema)
-    return _result("jdbc-sink", wl, rep, applied, span, launched, cpu, rss, writes, first)
+    return _result(peer, wl, rep, applied, span, launched, cpu, rss, writes, first)
 
 
 def run_plain(settings: Settings, env: dict[str, str], wl: str, rep: int, ends: dict[str, int]) -> PeerRun:

@@ -17,7 +17,10 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 CLOCK_DDL = r"""
 CREATE TABLE IF NOT EXISTS public.bench_clock (
     schema_name text PRIMARY KEY, first_at timestamptz, last_at timestamptz, statements bigint NOT NULL);
-CREATE OR REPLACE FUNCTION public.bench_tick() RETURNS trigger LANGUAGE plpgsql AS $$
+-- SECURITY DEFINER: the triggers fire in the peers' sessions, and changefeed writes with its own
+-- sink login, which may not write the benchmark's public tables.
+CREATE OR REPLACE FUNCTION public.bench_tick() RETURNS trigger LANGUAGE plpgsql
+  SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
   INSERT INTO public.bench_clock AS c VALUES (TG_TABLE_SCHEMA, clock_timestamp(), clock_timestamp(), 1)
   ON CONFLICT (schema_name) DO UPDATE SET last_at = clock_timestamp(), statements = c.statements + 1;
@@ -26,7 +29,8 @@ END $$;
 CREATE TABLE IF NOT EXISTS public.bench_first (
     schema_name text, topic text, next_offset bigint NOT NULL, xact bigint NOT NULL,
     PRIMARY KEY (schema_name, topic));
-CREATE OR REPLACE FUNCTION public.bench_first_offset() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION public.bench_first_offset() RETURNS trigger LANGUAGE plpgsql
+  SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
   INSERT INTO public.bench_first VALUES (TG_TABLE_SCHEMA, NEW.topic, NEW.next_offset, txid_current())
   ON CONFLICT DO NOTHING;
@@ -99,15 +103,44 @@ def register_subjects(registry_url: str, target: str, key_ids: set[int], value_i
                 http.post(f"/subjects/{target}-{suffix}/versions", json={"schema": schema}).raise_for_status()
 
 
-def copy_range(bootstrap: str, source: str, target: str, start: int, end: int, registry_url: str = "") -> int:
-    """Copy offsets [start, end) of partition 0 of ``source`` into a fresh one-partition ``target``."""
+# Kafka's Java producer (Debezium's, through Connect) puts a keyed record on murmur2(key bytes) mod
+# partitions; librdkafka's murmur2_random is the same function, so a partitioned copy keeps each
+# primary key on the partition Debezium would have chosen for a topic created with that many.
+JAVA_PARTITIONER = "murmur2_random"
+
+
+def copy_range(
+    bootstrap: str,
+    source: str,
+    target: str,
+    start: int,
+    end: int,
+    registry_url: str = "",
+    partitions: int = 1,
+) -> int:
+    """Copy offsets [start, end) of partition 0 of ``source`` into a fresh ``target`` of ``partitions``
+    partitions (byte for byte; keyed records hashed to partitions as Kafka's Java producer does)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(target, 1, 1)]).values():
+    for f in admin.create_topics([NewTopic(target, partitions, 1)]).values():
         f.result()
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"bench-copy-{target}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-copy-{target}",
+            "enable.auto.commit": False,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,  # 400k-event replays: big fetches
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        }
     )
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all"})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1024 * 1024,
+            "acks": "all",
+            "partitioner": JAVA_PARTITIONER,
+        }
+    )
     consumer.assign([TopicPartition(source, 0, start)])
     copied, offset = 0, start
     key_ids: set[int] = set()

@@ -92,3 +92,22 @@ class Sampler:
                 if name.startswith("worker"):
                     self.series.append((time.monotonic() - t0, name, rss))
             self.peak_total_pss = max(self.peak_total_pss, total)
+
+
+def cpu_times(stat: str | None = None) -> tuple[int, int]:
+    """(idle, total) jiffies of the whole box from /proc/stat's ``cpu`` line (idle includes iowait)."""
+    text = stat if stat is not None else Path("/proc/stat").read_text()
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            ticks = [int(x) for x in line.split()[1:]]
+            # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+            counted = ticks[:8]
+            return counted[3] + (counted[4] if len(counted) > 4 else 0), sum(counted)
+    msg = "no aggregate cpu line in /proc/stat"
+    raise ValueError(msg)
+
+
+def idle_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of the box's CPU time that was idle between two ``cpu_times`` readings (0..1)."""
+    idle, total = after[0] - before[0], after[1] - before[1]
+    return idle / total if total > 0 else float("nan")

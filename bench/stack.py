@@ -1,4 +1,7 @@
-"""The benchmark's private stack: ports shifted by 400, its own state dir, Connect group and JVM cache.
+"""The benchmark's private stack: ports shifted (CHANGEFEED_BENCH_PORT_SHIFT, default 400), its own state
+dir, Connect group and JVM cache. Its Connect worker lets connectors override their Kafka clients'
+settings (``connector.client.config.override.policy=All``) so the JDBC sink can get its best consumer
+configuration; the shared stack keeps ``None``.
 
 The JVM cache is private too (a copy of the repo's Maven repository): re-resolving the manifest
 deletes and rebuilds the cache's ``jvm`` dir, which must never happen under the shared stack's JVMs.
@@ -6,24 +9,39 @@ deletes and rebuilds the cache's ``jvm`` dir, which must never happen under the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from streams.settings import Settings, load_settings
-from streams.stack import supervisor
+from streams.stack import configs, supervisor
 from streams.stack.paths import repo_root
 from tests.stack_fixtures import env_for, shifted_settings
 
-SHIFT = 400
+DEFAULT_SHIFT = 400
 GROUP = "changefeed-bench"
 SETUP = (("services", "migrate"), ("schemas", "register"), ("connectors", "apply"))
 
 
+def port_shift(env: Mapping[str, str] = os.environ) -> int:
+    """Ports of the private stack = the shared stack's + this; two benchmarks need two shifts."""
+    raw = env.get("CHANGEFEED_BENCH_PORT_SHIFT", "").strip()
+    if not raw:
+        return DEFAULT_SHIFT
+    shift = int(raw)
+    if shift <= 0 or shift > 20_000:
+        msg = f"CHANGEFEED_BENCH_PORT_SHIFT must be in 1..20000, not {raw!r}"
+        raise ValueError(msg)
+    return shift
+
+
 def bench_settings(root: Path) -> Settings:
-    s = shifted_settings(load_settings(), root / "state", SHIFT, GROUP)
+    s = shifted_settings(load_settings(), root / "state", port_shift(), GROUP)
     return s.model_copy(update={"stack": s.stack.model_copy(update={"cache_dir": root / "cache"})})
 
 
@@ -42,9 +60,13 @@ def up(root: Path, say: supervisor.Report) -> Settings:
     root.chmod(0o755)  # the database OS users must reach the state dir
     cache = root / "cache"
     if not (cache / "m2").exists():  # Maven runs offline-ish from a copy of the shared repository
-        shutil.copytree(repo_root() / ".cache" / "m2", cache / "m2", symlinks=True)
+        shared = load_settings().stack.cache_dir / "m2"  # CHANGEFEED_STACK__CACHE_DIR, else the repo's
+        shutil.copytree(
+            shared if shared.exists() else repo_root() / ".cache" / "m2", cache / "m2", symlinks=True
+        )
     settings = bench_settings(root)
-    supervisor.up(settings, say)
+    with _client_overrides_allowed():
+        supervisor.up(settings, say)
     env = bench_env(settings)
     for step in SETUP:
         say(f"$ changefeed {' '.join(step)}")
@@ -63,3 +85,18 @@ def down(settings: Settings, say: supervisor.Report) -> None:
 
 def component_pids(settings: Settings) -> dict[str, int]:
     return {s.name: s.pid for s in supervisor.status(settings) if s.pid is not None}
+
+
+@contextlib.contextmanager
+def _client_overrides_allowed() -> Iterator[None]:
+    """While the private stack starts: its Connect worker properties allow client overrides."""
+    original = configs.connect_worker_properties
+
+    def allowing(*args: Any, **kwargs: Any) -> dict[str, str]:
+        return {**original(*args, **kwargs), "connector.client.config.override.policy": "All"}
+
+    configs.connect_worker_properties = allowing
+    try:
+        yield
+    finally:
+        configs.connect_worker_properties = original

@@ -201,3 +201,11 @@ def test_the_worker_healthcheck_probes_a_port_the_worker_listens_on(compose: dic
     """It probed Faust's web port (worker.web_port, 6066), which nothing in the worker opens."""
     probe = " ".join(compose["services"]["worker"]["healthcheck"]["test"])
     assert f"'localhost', {_defaults().worker.metrics_port})" in probe
+
+
+def test_the_worker_can_be_scaled(compose: dict[str, Any]) -> None:
+    """README's scale-out: ``up --scale worker=N`` needs a worker with no fixed container name and
+    no host port (N containers cannot share either)."""
+    worker = compose["services"]["worker"]
+    assert "container_name" not in worker
+    assert not _published(worker)
