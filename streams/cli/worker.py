@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import psycopg
@@ -24,11 +25,26 @@ def register(app: typer.Typer) -> None:
 def worker(
     ctx: typer.Context,
     loglevel: Annotated[str, typer.Option("--loglevel", help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="Worker processes in this group on this host (useful up to the partition count).",
+        ),
+    ] = 1,
 ) -> None:
     """Consume the project's change topics into its sink tables and domain topics ([project] settings)."""
+    settings = settings_of(ctx)
+    if processes > 1:
+        from streams.cli.processes import run_workers
+
+        # The children read the same settings; a --state-dir given here reaches them as its variable.
+        os.environ["CHANGEFEED_STACK__STATE_DIR"] = str(settings.stack.state_dir)
+        raise typer.Exit(run_workers(processes, loglevel, settings.worker.metrics_port))
     from streams.app import build_worker
 
-    build_worker(settings_of(ctx), settings_of(ctx).pipeline, loglevel).execute_from_commandline()
+    build_worker(settings, settings.pipeline, loglevel).execute_from_commandline()
 
 
 def conflicts(

@@ -60,3 +60,17 @@ def reader_kwargs(kafka: KafkaSettings, client_id: str) -> dict[str, Any]:
         "enable_auto_commit": False,
         **fetch_kwargs(kafka),
     }
+
+
+def events_producer_config(kafka: KafkaSettings, worker: WorkerSettings) -> dict[str, Any]:
+    """librdkafka's producer for domain events (``events_out.py``): idempotent, acks=all."""
+    return {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "client.id": f"{worker.app_id}-events",
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        # aiokafka's and the Java clients' partitioner: a subject keeps its partition.
+        "partitioner": "murmur2_random",
+        "message.max.bytes": kafka.max_message_bytes,
+    }

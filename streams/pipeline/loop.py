@@ -34,9 +34,10 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError  # type: ignore[import
 from streams.errors import ChangefeedError, SinkRowError, TransformError, TransientError
 from streams.pipeline.deadletter import Letter, Poison, bare, letter, record_size
 from streams.pipeline.dlq_index import DeadLetterIndex
+from streams.pipeline.events_out import AiokafkaEvents, EventProducer
 from streams.pipeline.handle import Handler, Record
 from streams.pipeline.metrics import PipelineMetrics
-from streams.pipeline.publisher import Outgoing, publish
+from streams.pipeline.publisher import Outgoing
 from streams.pipeline.settings import PipelineSettings
 from streams.settings import KafkaSettings
 from streams.sinks import AsyncPostgresSink, FlushResult
@@ -89,8 +90,11 @@ class Pipeline:
         handler: Handler,
         settings: PipelineSettings,
         kafka: KafkaSettings | None = None,
+        events: EventProducer | None = None,
     ) -> None:
         self.consumer, self.producer, self.sink, self.handler = consumer, producer, sink, handler
+        # Domain events (the worker passes librdkafka's producer); dead letters use ``producer``.
+        self.events: EventProducer = events or AiokafkaEvents(producer)
         self.settings = settings
         # The broker's record limit (the producer is built with the same, see clients.py).
         self.max_message_bytes = (kafka or KafkaSettings()).max_message_bytes
@@ -136,15 +140,10 @@ class Pipeline:
             log.exception("previous-row prefetch failed; falling back to one lookup per update")
         for r in records:
             by_offset[(r.topic, r.partition, r.offset)] = r
-            outgoing += await self._handle(r)
-        if outgoing:
-            futures = await self.backoff.retry("publish", lambda: publish(self.producer, outgoing))
-            acks: list[Awaitable[object]] = [f for f in futures if isinstance(f, Awaitable)]
-
-            async def acked() -> list[object]:
-                return list(await asyncio.gather(*acks))
-
-            await self.backoff.retry("publish ack", acked)
+            handled = self._handle_now(r)
+            outgoing += await self._handle(r, handled) if isinstance(handled, BaseException) else handled
+        if outgoing:  # every domain event acked before the sink stores the batch's offsets
+            await self.backoff.retry("publish", partial(self.events.publish, outgoing))
         pending = self.metrics.pending(self.sink.batch.writes)  # before the flush clears them
         started = time.perf_counter()
         watch = asyncio.create_task(self._watch_flush())
@@ -176,16 +175,30 @@ class Pipeline:
             logging.shutdown()
             os._exit(FAULT_EXIT_CODE)
 
-    async def _handle(self, r: Record) -> list[Outgoing]:
-        async def once() -> list[Outgoing]:
-            return self.handler.handle(r)
-
+    def _handle_now(self, r: Record) -> list[Outgoing] | BaseException:
+        """The common case, without a coroutine per record: the events, or what went wrong."""
         try:
-            events = await self.backoff.retry(
-                f"record {r.topic}[{r.partition}]@{r.offset}", once, unknown=False
-            )
+            events = self.handler.handle(r)
+            if events:
+                self._check_sizes(r, events)
+            return events
+        except Exception as exc:
+            return exc
+
+    async def _handle(self, r: Record, failed: BaseException) -> list[Outgoing]:
+        """After ``_handle_now`` failed: retry a transient failure, dead-letter poison."""
+
+        async def once() -> list[Outgoing]:
+            events = self.handler.handle(r)
             self._check_sizes(r, events)
             return events
+
+        try:
+            if not isinstance(failed, TransientError):
+                raise failed
+            where = f"record {r.topic}[{r.partition}]@{r.offset}"
+            log.warning("%s failed, retrying: %s", where, failed)
+            return await self.backoff.retry(where, once, unknown=False)
         except TransientError:
             raise
         except Exception as exc:  # poison: any non-transient failure of this one record

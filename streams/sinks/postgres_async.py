@@ -79,11 +79,16 @@ class AsyncPostgresSink(SinkCore):
             raise unavailable(exc, "schema setup") from exc
 
     async def assign(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
-        """Stored next offsets of newly assigned partitions: seek there before consuming."""
+        """Stored next offsets of newly assigned partitions: seek there before consuming.
+
+        On a session of its own: a rebalance runs while a flush may hold the sink connection's
+        transaction open, and a second transaction on that connection would nest inside it and
+        end out of order (psycopg's ``OutOfOrderTransactionNesting``). A flush committing at the
+        same moment can only make the loaded offset older than the newest: the seek then re-reads
+        records the version guard refuses, it never skips one."""
         try:
-            conn = await self.connection()
-            async with conn.transaction(), conn.cursor() as cur:
-                await cur.execute(load_offsets_sql(self.control_schema), [self.consumer_group, topic])
+            async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+                cur = await conn.execute(load_offsets_sql(self.control_schema), [self.consumer_group, topic])
                 stored = {int(p): int(o) for p, o in await cur.fetchall()}
         except psycopg.Error as exc:
             raise unavailable(exc, "offset load") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
@@ -235,3 +236,31 @@ async def test_async_sink_commits_rows_and_offsets(sink_conninfo: str, schema: s
     assert (result.applied, result.superseded) == (1, 1)
     assert rows(db, schema, "customer_directory", "email") == [("a",)]
     assert load_offsets(db, "g", TOPIC, schema) == {0: 2}
+
+
+async def test_offset_load_during_a_flush_does_not_nest_in_its_transaction(
+    sink_conninfo: str, schema: str, db: Conn
+) -> None:
+    """A rebalance loads offsets while a flush's transaction is open on the sink's connection:
+    the load must not open its transaction on that same connection (the flush commits first, out
+    of nesting order: psycopg's OutOfOrderTransactionNesting, which failed the flush or the load)."""
+    sink = AsyncPostgresSink(sink_conninfo, [customers(schema)], "g", control_schema=schema)
+    await sink.ensure_schema()
+    sink.add(0, event("c", {"id": 1, "email": "a", "bio": "x"}, 100, 4))
+    await sink.flush()
+    conn = await sink.connection()
+    started = asyncio.Event()
+
+    async def flush_in_flight() -> None:
+        async with conn.transaction():
+            started.set()
+            await conn.execute("SELECT pg_sleep(0.3)")
+
+    try:
+        flushing = asyncio.create_task(flush_in_flight())
+        await started.wait()
+        assert await sink.assign(TOPIC, [0]) == {0: 5}
+        await flushing
+    finally:
+        await sink.close()
+    assert sink.applied_offsets[(TOPIC, 0)] == 5

@@ -1,0 +1,75 @@
+"""Table transforms run only when domain events are published (they only make domain events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.cdc import ChangeEvent
+from streams.errors import MessageOrigin, TransformError
+from streams.pipeline.handle import Handler
+from streams.project.events import DomainEvent
+from streams.project.handlers import HandlerRegistry
+from tests.unit.cdc.test_cdc_envelope import envelope
+from tests.unit.pipeline.test_loop import Rec
+
+TOPIC = "cf.public.customers"
+
+
+class DictDecoder:
+    """Stands in for Avro: the record's bytes name the decoded value the test gives it."""
+
+    def __init__(self, values: dict[bytes, Any]) -> None:
+        self.values = values
+
+    def decode(self, data: bytes, origin: MessageOrigin | None = None) -> Any:
+        return self.values[data]
+
+    def row_types(self, data: bytes | None) -> dict[str, str]:
+        return {}
+
+    def row_fields(self, data: bytes | None) -> None:
+        return None
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.added: list[ChangeEvent] = []
+
+    def add(self, partition: int, change: ChangeEvent, *rest: Any) -> None:
+        self.added.append(change)
+
+
+def rejecting(calls: list[ChangeEvent]) -> HandlerRegistry:
+    def transform(change: ChangeEvent) -> list[DomainEvent]:
+        calls.append(change)
+        raise TransformError("rejected")
+
+    registry = HandlerRegistry()
+    registry.table("public.customers", transform, publishes=["domain.customers"])
+    return registry
+
+
+def handler(calls: list[ChangeEvent], encoders: Any) -> tuple[Handler, Sink]:
+    decoder = DictDecoder({b"k": {"id": 1}, b"v": envelope("c", after={"id": 1, "email": "a"})})
+    sink = Sink()
+    return Handler(decoder, rejecting(calls), encoders, sink), sink  # type: ignore[arg-type]
+
+
+def test_not_publishing_the_row_is_buffered_without_running_the_transform() -> None:
+    calls: list[ChangeEvent] = []
+    h, sink = handler(calls, None)
+    assert h.handle(Rec(0, TOPIC, key=b"k", value=b"v")) == []
+    assert calls == []
+    assert [c.after for c in sink.added] == [{"id": 1, "email": "a"}]
+
+
+def test_publishing_the_transform_runs_and_its_rejection_is_the_records_poison() -> None:
+    calls: list[ChangeEvent] = []
+    h, _ = handler(calls, object())
+    try:
+        h.handle(Rec(0, TOPIC, key=b"k", value=b"v"))
+    except TransformError:
+        pass
+    else:
+        raise AssertionError("the transform's rejection did not surface")
+    assert len(calls) == 1
