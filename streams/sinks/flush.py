@@ -115,6 +115,12 @@ def _bytes(value: Any) -> bytes | None:
 PARTITION_LOCK_SQL = sql.SQL(
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS u(k)"
 )
+# The flush's locks in one statement and one global order (sorted keys), each exclusive or shared.
+FLUSH_LOCK_SQL = sql.SQL(
+    "SELECT CASE WHEN u.s THEN pg_advisory_xact_lock_shared(hashtextextended(u.k, 0))"
+    " ELSE pg_advisory_xact_lock(hashtextextended(u.k, 0)) END"
+    " FROM unnest(%s::text[], %s::bool[]) AS u(k, s)"
+)
 
 
 def partition_lock_keys(schema: str, partitions: Iterable[tuple[str, int]]) -> list[str]:
@@ -125,6 +131,30 @@ def partition_lock_keys(schema: str, partitions: Iterable[tuple[str, int]]) -> l
 def ddl_lock_keys(mappings: Iterable[TableMapping]) -> list[str]:
     """One key per table whose DDL a flush runs: two workers never create or alter it at once."""
     return [f"changefeed\x1f{m.sink_schema}\x1fddl\x1f{m.sink_table}" for m in mappings]
+
+
+def flush_locks(
+    batch: Batch,
+    schema: str,
+    pending: Iterable[TableMapping],
+    targets: Iterable[TableMapping],
+    exclusive: bool = False,
+) -> list[tuple[str, bool]]:
+    """The flush's advisory locks, sorted by key: (key, shared).
+
+    Partition and DDL locks are exclusive. A lookup target's lock is exclusive when this flush
+    writes the target itself (or truncates or reconciles: they touch rows of every key), and
+    shared when it only writes tables the target looks up: two flushes of the looked-up table
+    (two workers on its partitions) touch disjoint keys and so disjoint target rows, and may run
+    at once; either against a flush of the target must not (``streams.sinks.lookup``).
+    """
+    written = {(w.mapping.sink_schema, w.mapping.sink_table) for w in batch.writes}
+    locks = {k: False for k in partition_lock_keys(schema, batch.next_offsets) + ddl_lock_keys(pending)}
+    for t in targets:
+        shared = not exclusive and (t.sink_schema, t.sink_table) not in written
+        for k in lock_keys(schema, [t.sink_table]):
+            locks[k] = locks.get(k, shared) and shared
+    return sorted(locks.items())
 
 
 def lookup_targets(
@@ -208,10 +238,9 @@ def flush_steps(
     pending = list(tables.pending.values()) if tables is not None else []
     applying = [t for t in extra.truncates if t.mapping.truncate is TruncatePolicy.APPLY]
     targets = lookup_targets(batch, tables, [t.mapping for t in applying])
-    keys = partition_lock_keys(schema, batch.next_offsets) + ddl_lock_keys(pending)
-    keys += lock_keys(schema, [t.sink_table for t in targets])
-    if keys:
-        yield Step(PARTITION_LOCK_SQL, [sorted(keys)], fetch=False)
+    locks = flush_locks(batch, schema, pending, targets, exclusive=bool(applying or batch.reconciles))
+    if locks:
+        yield Step(FLUSH_LOCK_SQL, [[k for k, _ in locks], [s for _, s in locks]], fetch=False)
     for m in pending:
         assert tables is not None
         for statement in mapping_ddl(m, tables):

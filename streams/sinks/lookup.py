@@ -16,7 +16,9 @@ Two flushes of the two tables by different workers must not interleave: under RE
 target's flush reads the looked-up table before the other flush commits, and the other flush's
 statement finds no target row yet, so the copy would stay NULL for good. Every flush that writes
 the target or a table it looks up therefore takes one advisory lock per target (``lock_keys``)
-before its first statement, in the same global order as the partition locks.
+before its first statement, in the same global order as the partition locks: exclusive when it
+writes the target, shared when it only writes a looked-up table (``flush.flush_locks``), so two
+workers flushing the looked-up table's partitions still run side by side.
 """
 
 from __future__ import annotations

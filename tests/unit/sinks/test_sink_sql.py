@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import psycopg
 import psycopg.errors as pg_errors
 import pytest
@@ -10,7 +12,7 @@ from streams.errors import SinkSchemaError, SinkUnavailableError
 from streams.sinks import Column, Failure, TableMapping, classify, control_tables_ddl, materialized_table_ddl
 from streams.sinks.batch import Batch, to_write
 from streams.sinks.classify import unavailable
-from streams.sinks.flush import SinkCore, flush_steps, partition_lock_keys
+from streams.sinks.flush import SinkCore, flush_locks, flush_steps, partition_lock_keys
 from streams.sinks.statements import hard_delete_sql, upsert_sql, upsert_values_sql
 from tests.unit.sinks.sink_events import pg_event
 
@@ -73,7 +75,7 @@ def test_flush_plan_locks_partitions_first_binds_values_and_ends_with_ledger_the
     steps = flush_steps(b, "g", "public")
     lock = next(steps)
     assert "pg_advisory_xact_lock" in render(lock.query)
-    assert lock.params == [["changefeed\x1fpublic\x1fcf.public.customers\x1f0"]]
+    assert lock.params == [["changefeed\x1fpublic\x1fcf.public.customers\x1f0"], [False]]
     first = steps.send([])
     assert "DROP TABLE" not in render(first.query)
     assert ["'; DROP TABLE canary; --"] in first.params
@@ -132,3 +134,22 @@ def test_classification_by_sqlstate(exc: psycopg.Error, failure: Failure, raised
 
 def test_classification_ignores_message_text() -> None:
     assert classify(psycopg.OperationalError("invalid input syntax for type integer")) is Failure.TRANSIENT
+
+
+def test_lookup_lock_is_shared_only_for_flushes_that_write_just_the_looked_up_table(
+    customers: TableMapping,
+) -> None:
+    target = dataclasses.replace(customers, sink_table="order_view")  # a table looking customers up
+    b = Batch()
+    ev = pg_event("c", {"id": 1, "email": "a@b", "bio": "x"}, 100, offset=0)
+    b.writes.append(to_write(customers, ev))
+    b.mark(ev.topic, 0, ev.offset)
+    lookup_key = "changefeed\x1fpublic\x1flookup\x1forder_view"
+    partition_key = "changefeed\x1fpublic\x1fcf.public.customers\x1f0"
+    # Only the looked-up table: shared, so two workers on its partitions flush side by side.
+    assert flush_locks(b, "public", [], [target]) == sorted([(partition_key, False), (lookup_key, True)])
+    # A truncate or reconcile touches every key: exclusive.
+    assert (lookup_key, False) in flush_locks(b, "public", [], [target], exclusive=True)
+    # Writing the target itself: exclusive, so it never interleaves with a looked-up table's flush.
+    b.writes.append(to_write(target, pg_event("c", {"id": 7, "email": "c@d", "bio": "y"}, 101, offset=1)))
+    assert (lookup_key, False) in flush_locks(b, "public", [], [target])
