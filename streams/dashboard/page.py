@@ -14,6 +14,7 @@ from html import escape
 from streams.connect.health import human_bytes
 from streams.dashboard.collect import Snapshot
 from streams.dashboard.history import History
+from streams.pipeline.metrics import LATENCY_BUCKETS
 
 CHART_W, CHART_H = 720, 160
 
@@ -23,7 +24,11 @@ def _num(value: float | None, digits: int = 1, unit: str = "") -> str:
 
 
 def _ms(seconds: float | None) -> str:
-    return "–" if seconds is None else f"{seconds * 1000:.0f} ms"
+    if seconds is None:
+        return "–"
+    if seconds >= LATENCY_BUCKETS[-1]:  # in the overflow bucket: only its lower bound is known
+        return f"> {LATENCY_BUCKETS[-1]:.0f} s"
+    return f"{seconds * 1000:.0f} ms"
 
 
 def _cell(field: str, text: str, cls: str = "") -> str:

@@ -124,3 +124,12 @@ def test_page_shows_every_connector_table_and_number_escaped() -> None:
     assert "p.public.t[0]" in html
     assert "<x>" not in html
     assert live(s, h) in html
+
+
+def test_a_quantile_in_the_overflow_bucket_reads_as_a_lower_bound() -> None:
+    from streams.dashboard.page import _ms
+
+    assert _ms(None) == "–"
+    assert _ms(0.081) == "81 ms"
+    # histogram_quantile answers the last finite bound when the rank is past it: not a measurement.
+    assert _ms(300.0) == "> 300 s"
