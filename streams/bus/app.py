@@ -146,13 +146,7 @@ class Bus:
             stored = await self.backoff().retry(f"{name} publish", publish, lambda _: True)
             self.stats[f"{name}.published" if stored else f"{name}.duplicates"] += 1
 
-        async def agent(stream: Any) -> None:
-            await self.run_agent(name, stream, step)
-
-        agent.__qualname__ = agent.__name__ = name.replace("-", "_")
-        self.app.agent(self.app.topic(*self.topics, key_serializer="raw", value_serializer="raw"),
-                       name=name)(agent)  # fmt: skip
-        self.agents.append(name)
+        self._register(name, step)
 
     def add_handlers(self, handlers: Handlers, decoder: AvroDecoder) -> None:
         b = self.settings.bus
@@ -190,6 +184,11 @@ class Bus:
                 self.stats[f"{name}.applied" if ran else f"{name}.duplicates"] += 1
             if failed is not None:
                 raise failed
+
+        self._register(name, step)
+
+    def _register(self, name: str, step: Callable[[Any], Awaitable[None]]) -> None:
+        """One agent (never ``concurrency > 1``) running ``step`` per message of the domain topics."""
 
         async def agent(stream: Any) -> None:
             await self.run_agent(name, stream, step)
