@@ -444,16 +444,17 @@ class FaultPipeline:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def audit_positions(self, since: int = 0) -> list[tuple[str, bytes]]:
-        """``(sink table, new position)`` of every row write after ``since``."""
+    def audit_moves(self, since: int = 0) -> list[tuple[str, bytes | None, bytes]]:
+        """``(sink table, old position, new position)`` of every row write after ``since``."""
         with self.sink() as conn:
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT sink_table, new_position FROM {} WHERE id > %s AND new_position IS NOT NULL"
+                    "SELECT sink_table, old_position, new_position FROM {}"
+                    " WHERE id > %s AND new_position IS NOT NULL"
                 ).format(sql.Identifier(AUDIT_TABLE)),
                 [since],
             ).fetchall()
-        return [(str(t), bytes(p)) for t, p in rows]
+        return [(str(t), None if o is None else bytes(o), bytes(n)) for t, o, n in rows]
 
     def regressions(self) -> int:
         """Row writes, ever, that moved a key (row or tombstone) to an older source position.

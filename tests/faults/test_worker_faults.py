@@ -183,8 +183,12 @@ def test_k2_crash_after_sink_commit_before_kafka_commit(
         w = ws.start_one()
         fp.wait_lag_zero(180)
         assert "no sink offset, committed/earliest" in w.text()
-    written = fp.audit_positions(mark)
-    replay_writes = sum(1 for _, p in written if p in replayed)
+    written = fp.audit_moves(mark)
+    # A replayed event that wrote its row would move the row to its position. A write that keeps
+    # the row's position is a lookup refresh (order_view's copied customer columns, after a newer,
+    # not replayed customers change): counted apart, it is not a replay (a CI run saw 25 of them).
+    replay_writes = sum(1 for _, old, new in written if new in replayed and old != new)
+    refreshes = sum(1 for _, old, new in written if new in replayed and old == new)
     numbers.update(
         {
             "events_applied_by_crashed_flush": applied_by_crash,
@@ -192,6 +196,7 @@ def test_k2_crash_after_sink_commit_before_kafka_commit(
             "replayed_events": sum(stored_after[tp] - replay_from[tp] for tp in stored_after),
             "replayed_row_events": len(replayed),
             "rows_changed_by_replay": replay_writes,
+            "lookup_refreshes_of_replayed_rows": refreshes,
             "row_writes_after_restart": len(written),
         }
     )
