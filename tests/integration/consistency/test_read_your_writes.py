@@ -545,7 +545,13 @@ async def test_a_paused_partition_holds_its_source_back(env: Env) -> None:
             w.send_signal(signal.SIGCONT)
             w.terminate()
         for w in split:
-            await asyncio.to_thread(w.wait, 60)
+            try:
+                await asyncio.to_thread(w.wait, 60)
+            except subprocess.TimeoutExpired:
+                # Seen once in CI: a split worker not gone 60 s after SIGCONT + SIGTERM (open
+                # finding). Killed, so the module's worker below still starts for the next tests.
+                w.kill()
+                await asyncio.to_thread(w.wait, 10)
         _start_worker(p)
 
 
