@@ -15,7 +15,6 @@ counted as a duplicate instead of running twice.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ import psycopg
 
 from streams.bus.records import DomainEventRecord
 from streams.errors import ConfigError
+from streams.project.plugins import call_registers
 
 HandlerFn = Callable[[psycopg.AsyncConnection[Any], Any], Awaitable[None]]
 SetupFn = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
@@ -73,16 +73,4 @@ class Handlers:
 
 def load_handlers(modules: Iterable[str], into: Handlers | None = None) -> Handlers:
     """Import each module and call its ``register(handlers)``."""
-    handlers = into or Handlers()
-    for name in modules:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            msg = f"bus handler module {name!r} does not import: {exc}"
-            raise ConfigError(msg) from exc
-        register = getattr(module, "register", None)
-        if not callable(register):
-            msg = f"bus handler module {name!r} has no register(handlers) function"
-            raise ConfigError(msg)
-        register(handlers)
-    return handlers
+    return call_registers(modules, into or Handlers(), "bus handler", "handlers")

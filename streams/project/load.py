@@ -7,15 +7,14 @@ exactly as a user's does.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from streams.cdc.topics import outbox_topic
 from streams.connect.definitions import load_definitions, template_variables
-from streams.errors import ConfigError
 from streams.project.handlers import HandlerRegistry
+from streams.project.plugins import call_registers
 from streams.project.resolve import ProjectTables
 from streams.project.tables import ProjectFile, load_tables
 from streams.project.topics import topics_of
@@ -25,23 +24,10 @@ from streams.sinks.mapping import TOMBSTONE_SUFFIX, DeletePolicy, TableMapping
 
 def load_transforms(modules: tuple[str, ...], search_path: Path) -> HandlerRegistry:
     """Import each module (the project folder is importable) and call its ``register(registry)``."""
-    registry = HandlerRegistry()
     if modules and str(search_path) not in sys.path:
         sys.path.insert(0, str(search_path))
-    for name in modules:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            msg = (
-                f"transform module {name!r} does not import ({exc}); it must be importable from {search_path}"
-            )
-            raise ConfigError(msg) from exc
-        register = getattr(module, "register", None)
-        if not callable(register):
-            msg = f"transform module {name!r} has no register(registry) function"
-            raise ConfigError(msg)
-        register(registry)
-    return registry
+    hint = f"; it must be importable from {search_path}"
+    return call_registers(modules, HandlerRegistry(), "transform", "registry", hint)
 
 
 @dataclass
