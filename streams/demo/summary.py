@@ -76,7 +76,7 @@ def summary_table(s: DemoSummary) -> Table:
             "latency max (samples, unmatched)",
             f"{_ms(s.latency.max_ms)} ({s.latency.measured}, {s.latency.unmatched})",
         ),
-        ("  left out: whole-second clock", f"{s.latency.imprecise} MariaDB deletes"),
+        ("  left out: whole-second clock", f"{s.latency.imprecise} MariaDB deletes and lines"),
         *((f"  {_STAGE_LABELS.get(name, name)}", _percentiles(st)) for name, st in s.stages.items()),
         ("throughput (captured / pipeline time)", f"{s.throughput:,.1f} events/s"),
         *_bus_rows(s.bus),
