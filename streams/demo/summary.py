@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rich.markup import escape
 from rich.table import Table
 
 from streams.demo.bus import BusSummary
 from streams.demo.latency import LatencyStats
 from streams.demo.offsets import TopicCounts
 from streams.demo.ryw import RywStats
+from streams.verify.invariants import InvariantReport
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class DemoSummary:
     total_seconds: float
     bus: BusSummary | None = None  # the event bus's part (None: the demo ran without it)
     ryw: RywStats | None = None  # read-your-writes pairs during the load (streams.demo.ryw)
+    # The tables file's invariants (streams.demo.invariants): rounds from load start to verify's
+    # pass, and one round on the converged sink. None: the project declares none.
+    invariants: InvariantReport | None = None
+    invariants_after: InvariantReport | None = None
+    invariants_error: str = ""
 
     @property
     def throughput(self) -> float:
@@ -53,6 +60,22 @@ def _bus_rows(b: BusSummary | None) -> list[tuple[str, str]]:
         ("bus: duplicates suppressed (ledger)", str(b.duplicates)),
         ("bus: bridged to JetStream / Redis", f"{b.jetstream_added} / {b.redis_added}"),
     ]
+
+
+def _invariant_rows(s: DemoSummary) -> list[tuple[str, str]]:
+    if s.invariants_error:
+        return [("invariants during load", f"[red]not checked: {escape(s.invariants_error[:60])}[/red]")]
+    if s.invariants is None:
+        return []
+    during = s.invariants
+    rows = [("invariants during load (rounds)", f"{during.rounds} in {during.seconds:.0f} s")]
+    for t in during.tallies:
+        value = t.error[:60] if t.error else f"{t.violating_rounds} rounds, {len(t.keys)} keys"
+        rows.append((f"  violated: {escape(t.name)}", escape(value)))
+    after = s.invariants_after
+    if after is not None:
+        rows.append(("invariants after verify", "[green]PASS[/green]" if after.ok else "[red]FAIL[/red]"))
+    return rows
 
 
 def summary_table(s: DemoSummary) -> Table:
@@ -91,6 +114,7 @@ def summary_table(s: DemoSummary) -> Table:
             if s.ryw is not None
             else []
         ),
+        *_invariant_rows(s),
         ("verify (source ≡ sink)", "[green]PASS[/green]" if s.verified else "[red]FAIL[/red]"),
         ("demo wall time", f"{s.total_seconds:.0f} s"),
     ]

@@ -178,3 +178,26 @@ def test_the_orders_load_keeps_every_total_equal_to_its_lines(
         maria.close()
     assert wrong == ()
     assert orphans == 0
+
+
+def test_the_demo_checker_counts_rounds_until_stopped_and_then_checks_once_more(
+    settings: Settings, sink: psycopg.Connection[Any], schema: str
+) -> None:
+    from streams.demo.invariants import DemoInvariants
+    from tests.polling import poll
+
+    _order(sink, schema, 8, 50)  # half applied: no lines yet
+    sink.commit()
+    checker = DemoInvariants(settings, schema)
+    checker.start()
+    poll(lambda: checker.rounds >= 1, 10, "the checker's first round", interval_s=0.05)
+    _line(sink, schema, 8, 1, 1, 50)
+    sink.commit()
+    during, error = checker.stop()
+    after = checker.final()
+    assert error == ""
+    assert during is not None
+    assert during.rounds >= 1
+    assert during.tallies[0].keys == {("8",)}
+    assert after is not None
+    assert after.ok
