@@ -64,5 +64,8 @@ class DemoInvariants:
         """One round on the converged sink."""
         if not self.specs:
             return None
-        with self._connect() as conn:
-            return watch(conn, self.specs, self.schema)
+        try:
+            with self._connect() as conn:
+                return watch(conn, self.specs, self.schema)
+        except psycopg.Error:  # the summary shows no final round; verify's verdict stands
+            return None
