@@ -24,9 +24,21 @@ INTERVAL_MS = 200  # a round every 200 ms: light next to the load on a 2-core bo
 MAX_SECONDS = 24 * 3600.0  # the thread stops when told; this only bounds a forgotten one
 
 
+def transaction_modes(file: object) -> str:
+    """How the project's sources apply transactions, e.g. ``orders: atomic`` (default: per-change).
+
+    Read by attribute from the tables file's ``[[sources]]``: the demo stays indifferent to which
+    engine version declares them."""
+    sources = getattr(file, "sources", ())
+    declared = [f"{s.connector}: {getattr(s.transactions, 'value', s.transactions)}" for s in sources]
+    return ", ".join(declared) or "per-change"
+
+
 class DemoInvariants:
     def __init__(self, settings: Settings, schema: str) -> None:
-        self.specs: tuple[InvariantSpec, ...] = load_tables(settings.project.tables).invariants
+        file = load_tables(settings.project.tables)
+        self.specs: tuple[InvariantSpec, ...] = file.invariants
+        self.mode = transaction_modes(file)  # what the rounds measure, said in the summary
         self.settings, self.schema = settings, schema
         self._stop = threading.Event()
         self._report: InvariantReport | None = None

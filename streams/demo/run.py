@@ -261,7 +261,11 @@ def run_demo(
             verified = all(r.ok for r in results)
             summary = summarize(settings, mappings, dbs.sink, report, before, verified, started)
             summary = dataclasses.replace(
-                summary, invariants=during, invariants_after=checker.final(), invariants_error=checker_error
+                summary,
+                invariants=during,
+                invariants_after=checker.final(),
+                invariants_error=checker_error,
+                invariants_mode=checker.mode,
             )
             if bridges_before is not None:
                 domain = sorted(load_project(settings).registry.domain_topics)

@@ -35,6 +35,7 @@ class DemoSummary:
     invariants: InvariantReport | None = None
     invariants_after: InvariantReport | None = None
     invariants_error: str = ""
+    invariants_mode: str = "per-change"  # how the sources applied transactions (the tables file)
 
     @property
     def throughput(self) -> float:
@@ -68,7 +69,8 @@ def _invariant_rows(s: DemoSummary) -> list[tuple[str, str]]:
     if s.invariants is None:
         return []
     during = s.invariants
-    rows = [("invariants during load (rounds)", f"{during.rounds} in {during.seconds:.0f} s")]
+    label = f"invariants during load ({escape(s.invariants_mode)})"
+    rows = [(label, f"{during.rounds} rounds in {during.seconds:.0f} s")]
     for t in during.tallies:
         value = t.error[:60] if t.error else f"{t.violating_rounds} rounds, {len(t.keys)} keys"
         rows.append((f"  violated: {escape(t.name)}", escape(value)))

@@ -28,10 +28,11 @@ def test_the_summary_shows_rounds_and_violations_per_invariant_and_the_final_rou
         _summary(
             invariants=InvariantReport("public", [broken, fine], rounds=40, seconds=12.0),
             invariants_after=InvariantReport("public", [InvariantTally("a", 1)], rounds=1),
+            invariants_mode="orders: atomic",
         )
     )
-    assert "invariants during load (rounds)" in text
-    assert "40 in 12 s" in text
+    assert "invariants during load (orders: atomic)" in text
+    assert "40 rounds in 12 s" in text
     assert "violated: order total equals the sum of its lines" in text
     assert "7 rounds, 2 keys" in text
     assert "0 rounds, 0 keys" in text
@@ -41,3 +42,14 @@ def test_the_summary_shows_rounds_and_violations_per_invariant_and_the_final_rou
 def test_no_invariants_no_rows_and_a_failed_checker_says_why() -> None:
     assert "invariants" not in _text(_summary())
     assert "not checked: connection refused" in _text(_summary(invariants_error="connection refused"))
+
+
+def test_the_mode_comes_from_the_sources_of_the_tables_file() -> None:
+    from types import SimpleNamespace
+
+    from streams.demo.invariants import transaction_modes
+
+    assert transaction_modes(SimpleNamespace()) == "per-change"  # a tables file without [[sources]]
+    atomic = SimpleNamespace(value="atomic")
+    sources = (SimpleNamespace(connector="orders", transactions=atomic),)
+    assert transaction_modes(SimpleNamespace(sources=sources)) == "orders: atomic"
