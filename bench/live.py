@@ -25,11 +25,11 @@ from bench import resources
 from bench.workloads import Workload, plan
 from streams.demo import measure
 from streams.demo.offsets import Offsets, end_offsets
+from streams.demo.project import shipping_mappings
 from streams.demo.run import install_audit
 from streams.load import run_load
 from streams.settings import Settings
 from streams.sinks import conninfo_from
-from streams.demo.project import shipping_mappings
 from streams.verify.lag import topics_for
 
 WORKER_TOPICS = ("customers.public.customers", "orders.orders.orders", "outbox.event.order")
