@@ -266,6 +266,7 @@ def run_demo(
                 invariants_after=checker.final(),
                 invariants_error=checker_error,
                 invariants_mode=checker.mode,
+                invariants_ignored=checker.ignored,
             )
             if bridges_before is not None:
                 domain = sorted(load_project(settings).registry.domain_topics)

@@ -32,6 +32,9 @@ class InvariantTally:
     keys: set[tuple[str, ...]] = field(default_factory=set)
     examples: list[str] = field(default_factory=list)
     error: str | None = None  # the query failed: the invariant is not checked
+    # Keys a baseline round found violating (e.g. source rows that break the rule themselves):
+    # not counted, so a run measures what its own load shows.
+    ignored: frozenset[tuple[str, ...]] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -73,6 +76,8 @@ def _example(names: Sequence[str], row: Sequence[Any]) -> str:
 
 def _record(tally: InvariantTally, spec: InvariantSpec, names: list[str], rows: list[Any]) -> None:
     tally.rounds += 1
+    if tally.ignored:
+        rows = [r for r in rows if tuple(_text(v) for v in r[: spec.key_columns]) not in tally.ignored]
     if not rows:
         return
     tally.violating_rounds += 1
@@ -134,10 +139,16 @@ def watch(
     interval_ms: int = 200,
     stop: threading.Event | None = None,
     on_round: Callable[[InvariantReport], None] | None = None,
+    baseline: InvariantReport | None = None,
 ) -> InvariantReport:
-    """Rounds every ``interval_ms`` until ``seconds`` pass (0: one round) or ``stop`` is set."""
+    """Rounds every ``interval_ms`` until ``seconds`` pass (0: one round) or ``stop`` is set.
+
+    Keys ``baseline`` saw violating are not counted (each tally's ``ignored``)."""
     stop = stop or threading.Event()
-    report = InvariantReport(schema, [InvariantTally(s.name) for s in specs])
+    known = {t.name: frozenset(t.keys) for t in baseline.tallies} if baseline else {}
+    report = InvariantReport(
+        schema, [InvariantTally(s.name, ignored=known.get(s.name, frozenset())) for s in specs]
+    )
     started = time.monotonic()
     deadline = started + seconds
     while True:

@@ -186,11 +186,18 @@ def test_the_demo_checker_counts_rounds_until_stopped_and_then_checks_once_more(
     from streams.demo.invariants import DemoInvariants
     from tests.polling import poll
 
-    _order(sink, schema, 8, 50)  # half applied: no lines yet
+    _order(sink, schema, 9, 70)  # broken before the run (a baseline key): never counted
     sink.commit()
     checker = DemoInvariants(settings, schema)
     checker.start()
+    assert checker.ignored == 1
     poll(lambda: checker.rounds >= 1, 10, "the checker's first round", interval_s=0.05)
+    _order(sink, schema, 8, 50)  # half applied during the run: no lines yet
+    sink.commit()
+    seen = checker.rounds
+    poll(
+        lambda: checker.rounds >= seen + 2, 10, "a whole round after the half-applied order", interval_s=0.05
+    )
     _line(sink, schema, 8, 1, 1, 50)
     sink.commit()
     during, error = checker.stop()

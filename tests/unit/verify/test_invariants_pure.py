@@ -50,3 +50,12 @@ def test_a_key_broken_in_many_rounds_counts_once_and_examples_are_the_first_keys
     assert tally.examples == ["a=1 b=1 c=x", "a=1 b=2 c=NULL", "a=2 b=1 c=0"]
     assert not InvariantReport("s", [tally]).ok
     assert InvariantReport("s", [InvariantTally("y")]).ok
+
+
+def test_keys_a_baseline_saw_violating_are_not_counted_but_new_ones_are() -> None:
+    spec = InvariantSpec(name="x", sql="SELECT 1")
+    tally = InvariantTally("x", ignored=frozenset({("7",)}))
+    _record(tally, spec, ["id"], [(7,)])  # a source row that breaks the rule itself: not this run's
+    assert (tally.violating_rounds, tally.keys) == (0, set())
+    _record(tally, spec, ["id"], [(7,), (8,)])
+    assert (tally.violating_rounds, tally.violations, tally.keys) == (1, 1, {("8",)})
