@@ -40,14 +40,14 @@ class StopGuard:
             log.warning("second stop signal (%s): exiting now", signal.Signals(signum).name)
             flush_streams()
             os._exit(128 + signum)
-        log.info("stopping; the process exits within %.0f s (a second signal exits now)", self.timeout_s)
+        log.info("stopping; the process exits within %g s (a second signal exits now)", self.timeout_s)
         self.watchdog = threading.Timer(self.timeout_s, self.expired)
         self.watchdog.daemon = True
         self.watchdog.start()
         return True
 
     def expired(self) -> None:
-        log.error("the stop did not finish within %.0f s; exiting (stacks follow on stderr)", self.timeout_s)
+        log.error("the stop did not finish within %g s; exiting (stacks follow on stderr)", self.timeout_s)
         dump_stacks(self.loop)
         flush_streams()
         os._exit(STOP_TIMEOUT_EXIT_CODE)
