@@ -36,6 +36,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from streams.errors import ConfigError
+from streams.project.sources import SourceSpec
 from streams.sinks.mapping import ConflictPolicy, DeletePolicy, TruncatePolicy
 
 
@@ -109,6 +110,7 @@ class TableSpec(_Model):
 class ProjectFile(_Model):
     transforms: tuple[str, ...] = ()
     tables: tuple[TableSpec, ...] = ()
+    sources: tuple[SourceSpec, ...] = ()  # per-connector settings (streams.project.sources)
 
 
 def parse_tables(text: str, origin: str = "tables file") -> ProjectFile:
@@ -130,6 +132,11 @@ def parse_tables(text: str, origin: str = "tables file") -> ProjectFile:
     twice = sorted({s for s in sources if sources.count(s) > 1})
     if twice:
         msg = f"{origin}: source tables declared twice: {', '.join(twice)}"
+        raise ConfigError(msg)
+    connectors = [s.connector for s in project.sources]
+    twice = sorted({c for c in connectors if connectors.count(c) > 1})
+    if twice:
+        msg = f"{origin}: [[sources]] declared twice: {', '.join(twice)}"
         raise ConfigError(msg)
     return project
 
