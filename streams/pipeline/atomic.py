@@ -14,6 +14,7 @@ workers never both flush one source's transactions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -119,7 +120,8 @@ class OwnedSink(AsyncPostgresSink):
 
 def _then(steps: Steps, extra: list[Step]) -> Steps:
     result = yield from steps
-    yield from extra
+    for step in extra:  # noqa: UP028  # not ``yield from``: the driver ``send``s each step's rows
+        yield step
     return result
 
 
@@ -222,9 +224,13 @@ class AtomicPipeline(Pipeline):
     async def run(self) -> None:
         checked = time.monotonic()
         while not self.stopping.is_set():
-            batches = await self.consumer.getmany(
-                timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch
-            )
+            if not self.consumer.assignment():  # none of the topics exists yet: aiokafka would wait
+                await asyncio.sleep(self.settings.poll_timeout_ms / 1000)
+                batches = {}
+            else:
+                batches = await self.consumer.getmany(
+                    timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch
+                )
             self.metrics.probes.polled()
             now = time.monotonic()
             self.gate.offer((r for rs in batches.values() for r in rs), now)

@@ -24,11 +24,18 @@ from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from kafka import KafkaAdminClient
 from mode import Service
 
 from streams.codecs import AvroDecoder
 from streams.errors import ChangefeedError, TransientError
-from streams.pipeline.atomic import AtomicPipeline, OwnedSink, OwnershipLost, TransactionMetrics
+from streams.pipeline.atomic import (
+    AtomicPipeline,
+    OwnedSink,
+    OwnershipLost,
+    TopicsChanged,
+    TransactionMetrics,
+)
 from streams.pipeline.clients import events_producer_config, producer_kwargs, reader_kwargs
 from streams.pipeline.events_out import LibrdkafkaEvents
 from streams.pipeline.handle import Handler
@@ -43,7 +50,6 @@ from streams.sinks.previous import PreviousRows
 
 log = logging.getLogger(__name__)
 STANDBY_RETRY_S = 3.0
-MISSING_TOPIC_LOG_S = 30.0
 
 
 class AtomicSourceService(Service):
@@ -65,7 +71,6 @@ class AtomicSourceService(Service):
         self.settings, self.ps, self.project, self.source = settings, ps, project, source
         self.conninfo, self.main, self.tx_metrics = conninfo, main, tx_metrics
         self.pipeline: AtomicPipeline | None = None
-        self._missing_logged = 0.0
 
     @Service.task
     async def _own(self) -> None:
@@ -81,6 +86,8 @@ class AtomicSourceService(Service):
                 raise
             except OwnershipLost as exc:
                 log.warning("%s; standing by", exc)
+            except TopicsChanged as exc:
+                log.info("%s", exc)
             except ChangefeedError as exc:
                 log.warning(
                     "source %s: owner stopped (%s: %s); electing again", name, type(exc).__name__, exc
@@ -141,8 +148,6 @@ class AtomicSourceService(Service):
             existing = set(await p.consumer.topics())
             if self.source.transaction_topic not in existing:
                 self._missing_transaction_topic()
-                await self._close(p)
-                return None
             await self._assign(p, existing)
         except BaseException:
             await self._close(p)
@@ -153,27 +158,29 @@ class AtomicSourceService(Service):
         return p
 
     def _missing_transaction_topic(self) -> None:
-        now = time.monotonic()
-        if now - self._missing_logged < MISSING_TOPIC_LOG_S:
-            return
-        self._missing_logged = now
-        log.error(
-            "source %s is atomic but its topic %s does not exist: its connector does not provide"
-            " transaction metadata; run `changefeed connectors apply` (it sets"
-            " provide.transaction.metadata=true on the connectors the tables file marks atomic)."
-            " Its changes wait until then.",
+        """Said, not fatal: Debezium creates the topic with the first transaction it streams (a
+        fresh connector has only snapshot records, which pass through); the owner assigns it
+        when it appears. Records with a transaction id but no END are applied in parts at the
+        deadline, with their own warning."""
+        log.warning(
+            "source %s is atomic but its topic %s does not exist (yet): if its connector streamed"
+            " changes already, it does not provide transaction metadata; run `changefeed"
+            " connectors apply` (it sets provide.transaction.metadata=true on the connectors the"
+            " tables file marks atomic)",
             self.source.name, self.source.transaction_topic,
         )  # fmt: skip
 
     async def _assign(self, p: AtomicPipeline, existing: set[str]) -> None:
         """Every partition of the source's existing topics, from the sink's stored offsets."""
         consumer = p.consumer
+        wanted = [t for t in self.source.topics if t in existing]
+        counts = await asyncio.to_thread(partitions_of, self.settings.kafka.bootstrap_servers, wanted)
         parts: list[TopicPartition] = []
         for topic in self.source.topics:
             if topic not in existing:
                 continue
             p.watched.add(topic)
-            parts += [TopicPartition(topic, n) for n in sorted(consumer.partitions_for_topic(topic) or ())]
+            parts += [TopicPartition(topic, n) for n in counts.get(topic, ())]
         consumer.assign(parts)
         for topic in sorted({tp.topic for tp in parts}):
             numbers = [tp.partition for tp in parts if tp.topic == topic]
@@ -204,3 +211,18 @@ class AtomicSourceService(Service):
             p.stopping.set()
             async with p.lock:  # the batch in flight finishes first
                 pass
+
+
+def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
+    """Each topic's partition numbers (blocking: run in a thread). The consumer's own metadata
+    holds only the topics it already consumes, and a manual assignment needs them first."""
+    if not topics:
+        return {}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="changefeed-owner-admin")
+    try:
+        return {
+            str(t["name"]): sorted(int(p["partition_index"]) for p in t.get("partitions") or ())
+            for t in admin.describe_topics(topics)
+        }
+    finally:
+        admin.close()

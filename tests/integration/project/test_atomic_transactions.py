@@ -143,6 +143,7 @@ def _run_transfers(p: ScratchProject) -> tuple[Checker, int]:
     return checker, n
 
 
+@pytest.mark.timeout(900)
 def test_atomic_postgresql_transfers_never_show_half_a_transfer(project: ScratchProject) -> None:
     p = project
     _pg_project(p, "atomic")
@@ -183,6 +184,7 @@ def test_atomic_postgresql_transfers_never_show_half_a_transfer(project: Scratch
     )
 
 
+@pytest.mark.timeout(600)
 def test_per_change_postgresql_transfers_measured(project: ScratchProject) -> None:
     """The same load in the default mode: the violations are reported (the reason to use the
     mode); asserted only to have been measured, as where a batch cuts is up to timing."""
@@ -199,6 +201,7 @@ ORDERS_CHECK = (
 )
 
 
+@pytest.mark.timeout(600)
 def test_atomic_mariadb_orders_never_differ_from_their_lines(project: ScratchProject) -> None:
     p = project
     p.mariadb_tables(
