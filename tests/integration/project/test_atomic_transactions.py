@@ -195,15 +195,34 @@ def test_per_change_postgresql_transfers_measured(project: ScratchProject) -> No
     print(f"per-change mode: {checker.violations} of {checker.reads} sink reads saw half a transfer")
 
 
-ORDERS_CHECK = (
-    'SELECT count(*), count(*) FILTER (WHERE o.total <> coalesce((SELECT sum(l.amount) FROM "{s}".lines l'
-    ' WHERE l.order_id = o.id), 0)) FROM "{s}".orders o'
+ORDERS_CHECK = (  # a hash join: a correlated subquery per order gets slower with every order
+    'SELECT count(*), count(*) FILTER (WHERE o.total <> coalesce(l.s, 0)) FROM "{s}".orders o'
+    ' LEFT JOIN (SELECT order_id, sum(amount) AS s FROM "{s}".lines GROUP BY order_id) l'
+    " ON l.order_id = o.id"
 )
 
 
 @pytest.mark.timeout(600)
 def test_atomic_mariadb_orders_never_differ_from_their_lines(project: ScratchProject) -> None:
-    p = project
+    checker = _orders_run(project, "atomic")
+    assert checker.reads > 100
+    assert checker.violations == 0, (
+        f"{checker.violations} reads saw an order apart from its lines: {checker.example}"
+    )
+
+
+@pytest.mark.timeout(600)
+def test_per_change_mariadb_orders_measured(project: ScratchProject) -> None:
+    """The same load in the default mode, reported (see the PostgreSQL one)."""
+    checker = _orders_run(project, "per-change")
+    assert checker.reads > 100
+    print(
+        f"per-change mode: {checker.violations} of {checker.reads} sink reads saw an order"
+        " apart from its lines"
+    )
+
+
+def _orders_run(p: ScratchProject, mode: str) -> Checker:
     p.mariadb_tables(
         {
             "orders": "id INT PRIMARY KEY, total BIGINT NOT NULL",
@@ -214,7 +233,7 @@ def test_atomic_mariadb_orders_never_differ_from_their_lines(project: ScratchPro
     p.tables_file(
         f'[[tables]]\nsource = "{p.maria_db}.{orders}"\nsink = "orders"\n'
         f'[[tables]]\nsource = "{p.maria_db}.{lines}"\nsink = "lines"\n'
-        f'[[sources]]\nconnector = "{p.maria_connector}"\ntransactions = "atomic"\n'
+        f'[[sources]]\nconnector = "{p.maria_connector}"\ntransactions = "{mode}"\n'
     )
     p.start()
     checker = Checker(p, ORDERS_CHECK.format(s=p.sink_schema), lambda row: row[0] > 0)
@@ -244,9 +263,4 @@ def test_atomic_mariadb_orders_never_differ_from_their_lines(project: ScratchPro
         checker.join(30)
         conn.close()
     print(f"\n{n} order transactions; {checker.reads} sink reads, {checker.violations} violations")
-    assert checker.reads > 100
-    assert checker.violations == 0, (
-        f"{checker.violations} reads saw an order apart from its lines: {checker.example}"
-    )
-    final = p.sink_rows("orders", "count(*)", "true")
-    assert final == [(n,)]
+    return checker
