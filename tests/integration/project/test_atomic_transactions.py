@@ -364,3 +364,60 @@ def test_owner_sigkilled_three_times_standby_takes_over_and_no_reader_sees_half(
     assert kills == 3
     assert checker.reads > 100
     assert checker.violations == 0, f"{checker.violations} reads saw half a transfer, e.g. {checker.example}"
+
+
+@pytest.mark.timeout(900)
+def test_a_worker_killed_inside_a_split_transaction_completes_it_from_the_sink(
+    project: ScratchProject, tmp_path: Path
+) -> None:
+    """The worker is SIGKILLed while a 100,000-row transaction is applied in parts: its earlier
+    parts are below the stored offsets and never re-read, so the next worker completes it from
+    the progress stored with them — at its END, not at the (long) deadline."""
+    p = project
+    p.pg_tables({"big": "id int PRIMARY KEY, v text"})
+    p.tables_file(
+        f'[[tables]]\nsource = "{p.pg_schema}.big"\nsink = "big"\n'
+        f'[[sources]]\nconnector = "{p.pg_connector}"\ntransactions = "atomic"\n'
+        "max_transaction_rows = 2000\nmax_transaction_wait_s = 600\n"
+    )
+    p.start()
+    assert p.worker is not None
+    with p.pg() as pg:  # the topics exist and are assigned before the big transaction
+        pg.execute(f"INSERT INTO \"{p.pg_schema}\".big VALUES (0, 'first')")
+    poll(lambda: p.sink_rows("big", "count(*)", "true") == [(1,)], 180, "the first row in the sink")
+    rows = 100_000
+
+    def progress() -> int:
+        with p.sink() as sink:
+            query = (
+                f'SELECT sum((applied ->> %s)::bigint) FROM "{p.sink_schema}".changefeed_transaction_progress'
+            )
+            row = sink.execute(query, [f"{p.pg_schema}.big"]).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    with p.pg() as pg, pg.transaction():
+        pg.execute(
+            f"INSERT INTO \"{p.pg_schema}\".big SELECT g, repeat('y', 100) FROM generate_series(1, %s) g",
+            [rows],
+        )
+    poll(lambda: progress() > 0, 120, "a part of the big transaction applied", interval_s=0.05)
+    p.worker.send_signal(signal.SIGKILL)
+    p.worker.wait(10)
+    stored = progress()
+    in_sink = p.sink_rows("big", "count(*)", "true")[0][0] - 1
+    assert 0 < stored < rows, f"killed after {stored} of {rows} rows: not inside the transaction"
+    assert in_sink == stored, "the stored progress counts exactly the rows committed with it"
+
+    log_path = tmp_path / "worker-after.log"
+    with log_path.open("ab") as log:
+        after = subprocess.Popen([CF, "worker"], cwd=REPO, env=p.env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        poll(lambda: p.sink_rows("big", "count(*)", "true") == [(rows + 1,)], 300, "every row in the sink")
+        poll(lambda: progress() == 0, 60, "the progress row removed at the transaction's END")
+    finally:
+        after.terminate()
+        after.wait(30)
+    text = log_path.read_text(errors="replace")
+    assert "resuming split transactions" in text, text[-3000:]
+    assert "incomplete after" not in text + p.log(), "completed by its END's counts, not the deadline"
+    print(f"\nkilled after {stored} of {rows} rows; the next worker applied the rest")
