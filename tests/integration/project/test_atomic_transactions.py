@@ -155,10 +155,14 @@ def test_atomic_postgresql_transfers_never_show_half_a_transfer(project: Scratch
     assert checker.violations == 0, f"{checker.violations} reads saw half a transfer, e.g. {checker.example}"
     log = p.log()
     assert "owns its transactions now" in log, log[-3000:]
+    group = [line for line in log.splitlines() if "] consuming " in line]
+    assert group, log[-3000:]
+    assert not any(p.pg_prefix in line for line in group), f"the group must not read the source: {group}"
     assert p.metric("changefeed_transactions_released_total", source=p.pg_prefix) >= n
 
     # One 50,000-row transaction: applied in parts (over max_transaction_rows), all of it.
     assert p.worker is not None
+    before = peak_rss_kib(p.worker.pid)
     with p.pg() as pg, pg.transaction():
         pg.execute(
             f"INSERT INTO \"{p.pg_schema}\".big SELECT g, repeat('x', 100) FROM generate_series(1, %s) g",
@@ -182,8 +186,10 @@ def test_atomic_postgresql_transfers_never_show_half_a_transfer(project: Scratch
             60,
             "the split transaction's progress row removed at its END",
         )
+    after = peak_rss_kib(p.worker.pid)
     print(
-        f"worker peak RSS after the {BIG_ROWS}-row transaction: {peak_rss_kib(p.worker.pid) / 1024:.0f} MiB"
+        f"worker peak RSS: {before / 1024:.0f} MiB before the {BIG_ROWS}-row transaction,"
+        f" {after / 1024:.0f} MiB after"
     )
 
 
