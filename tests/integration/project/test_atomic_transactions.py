@@ -356,6 +356,8 @@ def test_owner_sigkilled_three_times_standby_takes_over_and_no_reader_sees_half(
         load.join(120)
         want = pg_balances(p)
         poll(lambda: p.sink_rows("accounts", "id, balance") == want, 180, "every transfer in the sink")
+        verified = p.run("verify", "--wait", "60", "--sink-schema", p.sink_schema)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
         checker.stop.set()
         checker.join(30)
