@@ -89,7 +89,10 @@ class PipelineService(Service):
     @property
     def topics(self) -> list[str]:
         """What this worker consumes: the project's topics, unless the settings list their own."""
-        return list(self.ps.topics) or self.project.subscriptions
+        if self.ps.topics:
+            return list(self.ps.topics)
+        # An atomic source's topics are read by its owner (streams.pipeline.owner), not the group.
+        return [t for t in self.project.subscriptions if t not in self.project.atomic_topics]
 
     def _build(self) -> Pipeline:
         s, w, project = self.settings, self.settings.worker, self.project
@@ -114,8 +117,12 @@ class PipelineService(Service):
         # Built first: a bad mapping (ConfigError) fails the start before any topic or table is touched.
         p = self.pipeline = self._build()
         domain = sorted(self.project.registry.domain_topics) if self.ps.publish_domain_events else []
+        atomic = [t for a in self.project.atomic for t in sorted(a.collections)]
         ensure_topics(
-            self.settings.kafka.bootstrap_servers, self.topics, domain, self.ps.created_topic_partitions
+            self.settings.kafka.bootstrap_servers,
+            self.topics + atomic,
+            domain,
+            self.ps.created_topic_partitions,
         )
         await p.backoff.retry("sink schema setup", p.sink.ensure_schema)
         p.metrics.watch_slots(partial(slot_health, self.settings.source_postgres))
@@ -126,8 +133,27 @@ class PipelineService(Service):
         log.info("consuming %s", ", ".join(self.topics))
         p.consumer.subscribe(pattern=topics_pattern(self.topics), listener=Rebalance(p))
         await p.consumer.start()
+        await self._own_atomic_sources(p)
         p.metrics.probes.started = True
         tune_gc()
+
+    async def _own_atomic_sources(self, main: Pipeline) -> None:
+        """One owner-or-standby service per atomic source (streams.pipeline.owner)."""
+        if not self.project.atomic or self.ps.topics:
+            return
+        from streams.pipeline.atomic import TransactionMetrics
+        from streams.pipeline.owner import AtomicSourceService
+
+        metrics = TransactionMetrics(main.metrics.registry)
+        conninfo = worker_conninfo(self.settings, self.settings.worker.app_id)
+        for source in self.project.atomic:
+            log.info(
+                "source %s: transactions applied atomically (one owner, elected in the sink)", source.name
+            )
+            service = AtomicSourceService(
+                self.settings, self.ps, self.project, source, conninfo, main, metrics, beacon=self.beacon
+            )
+            await self.add_runtime_dependency(service)
 
     @Service.task
     async def _consume(self) -> None:

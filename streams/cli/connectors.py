@@ -31,6 +31,8 @@ from streams.connect.signals import send_snapshot_signal
 from streams.connect.skip import LEDGER as SKIP_LEDGER
 from streams.connect.skip import skip_postgres_transaction
 from streams.errors import ChangefeedError, ConnectUnavailableError
+from streams.project.sources import atomic_connectors, with_transaction_metadata
+from streams.project.tables import load_tables
 
 app = typer.Typer(help="Manage Kafka Connect connectors defined in connectors/*.json.", no_args_is_help=True)
 offsets_app = typer.Typer(help="Show or reset a connector's source offsets.", no_args_is_help=True)
@@ -46,6 +48,15 @@ DirOption = Annotated[
 Names = Annotated[list[str] | None, typer.Argument(help="Connector names (default: all definitions).")]
 Name = Annotated[str, typer.Argument(help="Connector name.")]
 _STATE_STYLE = {"RUNNING": "green", "FAILED": "red", "PAUSED": "yellow", "STOPPED": "yellow"}
+
+
+def _atomic(tables: Path) -> set[str]:
+    """The connectors the tables file marks atomic (none when it cannot be read: the worker
+    reports that file's errors; managing connectors does not depend on it)."""
+    try:
+        return atomic_connectors(load_tables(tables).sources)
+    except ChangefeedError:
+        return set()
 
 
 @contextmanager
@@ -71,9 +82,11 @@ def _definitions(
 ) -> list[ConnectorDefinition]:
     settings = settings_of(ctx)
     try:
-        return load_definitions(
+        definitions = load_definitions(
             directory or settings.project.connectors_dir, template_variables(settings), names or ()
         )
+        # An atomic source's connector must provide transaction metadata (streams.project.sources).
+        return with_transaction_metadata(definitions, _atomic(settings.project.tables))
     except ChangefeedError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

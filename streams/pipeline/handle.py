@@ -54,6 +54,8 @@ class Handler:
         self._tables: dict[str, str] = {}
         # Keys prefetch already decoded, by (topic, partition, offset): handle() does not decode twice.
         self._keys: dict[tuple[str, int, int], Any] = {}
+        # Values the transaction gate already decoded (streams.pipeline.atomic), likewise.
+        self.values: dict[tuple[str, int, int], Any] = {}
 
     def _decode(self, data: bytes | None, origin: MessageOrigin) -> Any:
         return None if data is None else self.decoder.decode(data, origin)
@@ -84,7 +86,7 @@ class Handler:
         origin = MessageOrigin(r.topic, r.partition, r.offset)
         at = (r.topic, r.partition, r.offset)
         key = self._keys.pop(at) if at in self._keys else self._decode(r.key, origin)
-        value = self._decode(r.value, origin)
+        value = self.values.pop(at) if at in self.values else self._decode(r.value, origin)
         if r.topic.startswith(OUTBOX_PREFIX + "."):
             events = self.registry.for_outbox(outbox_message(r, key, value))
             self.sink.mark(r.topic, r.partition, r.offset)  # no rows, but the offset counts

@@ -16,6 +16,7 @@ from streams.connect.definitions import load_definitions, template_variables
 from streams.project.handlers import HandlerRegistry
 from streams.project.plugins import call_registers
 from streams.project.resolve import ProjectTables
+from streams.project.sources import AtomicSource, atomic_connectors, atomic_sources, with_transaction_metadata
 from streams.project.tables import ProjectFile, load_tables
 from streams.project.topics import topics_of
 from streams.settings import Settings
@@ -38,6 +39,12 @@ class Project:
     registry: HandlerRegistry
     topics: dict[str, str]  # source table → change topic
     connectors: tuple[str, ...] = ()  # the project's connector definitions (the worker heals them)
+    atomic: tuple[AtomicSource, ...] = ()  # sources whose transactions apply whole (sources.py)
+
+    @property
+    def atomic_topics(self) -> set[str]:
+        """Topics the atomic sources' owners consume; the worker's group does not."""
+        return {t for a in self.atomic for t in a.topics}
 
     @property
     def subscriptions(self) -> list[str]:
@@ -73,6 +80,9 @@ def load_project(settings: Settings, *, sink_schema: str | None = None) -> Proje
     explicit = {t.source: t.topic for t in file.tables if t.topic}
     found = p.connectors_dir.is_dir()
     definitions = load_definitions(p.connectors_dir, template_variables(settings)) if found else []
+    definitions = with_transaction_metadata(definitions, atomic_connectors(file.sources))
     topics = {**topics_of(sorted(wanted), definitions), **explicit}
     tables.static_mappings()  # fail at load, not at the first event, on a bad static table
-    return Project(path, file, tables, registry, topics, tuple(d.name for d in definitions))
+    declared = {t.source: topics[t.source] for t in file.tables}
+    atomic = atomic_sources(file.sources, definitions, declared, str(path))
+    return Project(path, file, tables, registry, topics, tuple(d.name for d in definitions), atomic)

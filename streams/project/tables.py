@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from streams.errors import ConfigError
 from streams.project.invariants import Invariants
+from streams.project.sources import SourceSpec
 from streams.sinks.mapping import ConflictPolicy, DeletePolicy, TruncatePolicy
 
 
@@ -111,6 +112,7 @@ class ProjectFile(_Model):
     transforms: tuple[str, ...] = ()
     tables: tuple[TableSpec, ...] = ()
     invariants: Invariants = ()  # streams.project.invariants: checked by `verify invariants`
+    sources: tuple[SourceSpec, ...] = ()  # per-connector settings (streams.project.sources)
 
 
 def parse_tables(text: str, origin: str = "tables file") -> ProjectFile:
@@ -132,6 +134,11 @@ def parse_tables(text: str, origin: str = "tables file") -> ProjectFile:
     twice = sorted({s for s in sources if sources.count(s) > 1})
     if twice:
         msg = f"{origin}: source tables declared twice: {', '.join(twice)}"
+        raise ConfigError(msg)
+    connectors = [s.connector for s in project.sources]
+    twice = sorted({c for c in connectors if connectors.count(c) > 1})
+    if twice:
+        msg = f"{origin}: [[sources]] declared twice: {', '.join(twice)}"
         raise ConfigError(msg)
     return project
 

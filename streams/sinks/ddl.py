@@ -16,6 +16,7 @@ from psycopg import sql
 from streams.sinks.applied import applied_ddl
 from streams.sinks.lookup import lookup_ddl
 from streams.sinks.mapping import Column, DeletePolicy, TableMapping
+from streams.sinks.tx_progress import progress_ddl
 
 OFFSETS_TABLE = "changefeed_offsets"
 CONFLICTS_TABLE = "changefeed_conflicts"
@@ -147,6 +148,7 @@ def control_tables_ddl(schema: str) -> list[sql.Composed]:
         ).format(fn=ident(schema, AUDIT_FUNCTION), audit=ident(schema, AUDIT_TABLE)),
         *notices_ddl(schema),
         *applied_ddl(schema),
+        *progress_ddl(schema),  # atomic sources' transactions applied in parts
     ]
 
 
