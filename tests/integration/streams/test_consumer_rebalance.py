@@ -31,10 +31,11 @@ def caught_up(settings: Settings, sink: Conn, schema: str, group: str, topic: st
 
 # aiokafka starts fetching a newly assigned partition from the committed/earliest offset while the
 # listener still loads the sink's offset, and the loop's getmany is not held back meanwhile: the
-# records before the seek reach the loop. The sink's replay filter keeps rows right, but such a
-# poison record is dead-lettered again and a good one's domain events are published again.
+# records before the seek can reach the loop (a race: most runs here, not all). The sink's replay
+# filter keeps the rows right, but such a poison record is dead-lettered again and a good one's
+# domain events are published again.
 AIOKAFKA_RACE = pytest.mark.xfail(
-    strict=True, reason="aiokafka returns records fetched before the listener's seek"
+    strict=False, reason="a race: aiokafka may return records fetched before the listener's seek"
 )
 
 
