@@ -158,6 +158,10 @@ class CkConsumer:
                 out[tp] = [r]
             else:
                 batch.append(r)
+        if not out.keys() <= self._assigned:
+            # A revoke ran inside this consume: what was fetched for a partition given away is
+            # not ours to process (librdkafka drops what predates a reassignment by itself).
+            out = {tp: rs for tp, rs in out.items() if tp in self._assigned}
         return out
 
     def seek(self, tp: TopicPartition, offset: int) -> None:

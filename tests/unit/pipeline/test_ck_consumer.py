@@ -140,3 +140,19 @@ async def test_a_stop_does_not_wait_for_the_lock_it_holds() -> None:
         await asyncio.wait_for(asyncio.to_thread(c._on_revoke, client, parts(0)), 5)  # type: ignore[arg-type]
     assert listener.revoked == []
     assert c.assignment() == set()
+
+
+async def test_records_of_a_partition_revoked_during_the_poll_are_not_returned() -> None:
+    c, client, _ = adapter({})
+    await c.start()
+    await asyncio.to_thread(c._on_assign, client, parts(0, 1))  # type: ignore[arg-type]
+    fetched = [Message(topic="t", partition=p, offset=5, value=b"v", timestamp=(1, 0)) for p in (0, 1)]
+
+    def consume(n: int, timeout: float) -> list[Message]:
+        c._on_revoke(client, parts(1))  # type: ignore[arg-type]  # librdkafka serves it mid-consume
+        return fetched
+
+    client.consume = consume  # type: ignore[attr-defined]
+    got = await c.getmany(timeout_ms=0, max_records=10)
+    assert list(got) == [TopicPartition("t", 0)]
+    assert [r.offset for r in got[TopicPartition("t", 0)]] == [5]
