@@ -135,8 +135,8 @@ class WorkerSettings(_Section):
     # finds it taken and runs without one (logged); give each its own port to scrape all.
     metrics_port: int = 9108
     # The materializer's Kafka consumer: "librdkafka" (confluent-kafka; fetches and unpacks in C,
-    # off the event loop) or "aiokafka" (pure Python). Both join the group the same way (eager
-    # "range" assignment), so the workers of one group may differ while a deployment switches.
+    # off the event loop) or "aiokafka". Both join the group the same way (eager "roundrobin"
+    # assignment), so the workers of one group may differ while a deployment switches.
     consumer: Literal["librdkafka", "aiokafka"] = "aiokafka"
 
 

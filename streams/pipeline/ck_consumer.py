@@ -1,11 +1,10 @@
 """The pipeline's group consumer on librdkafka (``confluent_kafka.Consumer``), aiokafka's shape.
 
-aiokafka fetches and unpacks record batches in Python and builds one object per record on the
-event loop: with the producer and decoder already cheap, that was the worker's largest cost.
-librdkafka fetches in its own threads and ``consume(n, timeout)`` hands back a batch of C-built
-messages with the GIL released. This adapter offers exactly what ``Pipeline`` and ``Rebalance``
-use of ``AIOKafkaConsumer`` (``getmany``, ``seek``, ``highwater``, ``assignment``, ``commit``,
-``subscribe`` with a listener, ``start``, ``stop``), so the loop does not change with the client.
+librdkafka fetches in its own threads, and ``consume(n, timeout)`` hands back a batch of C-built
+messages with the GIL released; aiokafka's fetcher runs as tasks on the worker's event loop. This
+adapter offers exactly what ``Pipeline`` and ``Rebalance`` use of ``AIOKafkaConsumer``
+(``getmany``, ``seek``, ``highwater``, ``assignment``, ``commit``, ``subscribe`` with a listener,
+``start``, ``stop``), so the loop is the same with either client (``[worker] consumer``).
 
 Every blocking librdkafka call runs on ONE private thread, in order: a ``consume`` and a ``close``
 never overlap, and the event loop never blocks on the broker.
@@ -21,7 +20,7 @@ callbacks run the pipeline's listener coroutines on the event loop and wait for 
   the partitions in the sink. At ``stop`` it is skipped, as aiokafka does: the stopping pipeline
   holds the lock, and the sink is closed right after.
 
-The protocol is the classic EAGER one (``range``, what aiokafka's default assignor speaks):
+The protocol is the classic EAGER one (``roundrobin``, aiokafka's default assignor):
 workers of one group may run either client (a rolling switch between them, or `--processes N`
 with mixed settings), which a cooperative protocol would refuse; and every rebalance revokes
 everything first, the semantics the listener and the sink's per-partition state were built on.
@@ -91,7 +90,7 @@ def consumer_config(kafka: KafkaSettings, worker: WorkerSettings) -> dict[str, A
         "auto.offset.reset": "earliest",  # no sink offset and no commit: start from the beginning
         "session.timeout.ms": int(worker.session_timeout_s * 1000),
         "heartbeat.interval.ms": int(worker.heartbeat_interval_s * 1000),
-        "partition.assignment.strategy": "range",  # eager, and aiokafka's default (see above)
+        "partition.assignment.strategy": "roundrobin",  # eager, and aiokafka's default (see above)
         # A source topic created after start joins the pattern subscription within this time.
         "topic.metadata.refresh.interval.ms": 5000,
         "max.partition.fetch.bytes": max(4 * 1024 * 1024, kafka.max_message_bytes),

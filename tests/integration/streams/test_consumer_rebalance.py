@@ -82,3 +82,23 @@ def test_a_rebalance_between_two_workers_starts_each_partition_at_the_sinks_offs
     assert sum(end_offsets(settings, f"{topic}.dlq").values()) == 0, "a record before a sink offset was read"
     assert a.stop() == 0
     assert b.stop() == 0
+
+
+def test_one_group_may_mix_both_consumers(
+    settings: Settings, sink: Conn, schema: str, topic: str, crafter: Crafter, workers: Callable[..., Worker]
+) -> None:
+    """Both use the eager "roundrobin" assignor: a deployment can switch one worker at a time (a
+    cooperative librdkafka worker would be refused by the group: inconsistent protocols)."""
+    group = f"it-{uuid.uuid4().hex[:8]}"
+    held = f"assigned {topic}["
+    a = workers(group, schema, [topic], {"CHANGEFEED_WORKER__CONSUMER": "aiokafka"})
+    poll(lambda: held in a.text(), 120, "the aiokafka worker to hold partitions")
+    b = workers(group, schema, [topic], {"CHANGEFEED_WORKER__CONSUMER": "librdkafka"})
+    poll(lambda: held in b.text(), 120, "the librdkafka worker to join and hold partitions")
+    for cid in range(1, 31):
+        crafter.send(topic, *crafter.message(cid, 1000 + cid, "c"))
+    poll(lambda: caught_up(settings, sink, schema, group, topic), 120, "the mixed group to catch up")
+    got = sink.execute(f'SELECT customer_id FROM "{schema}".customer_directory ORDER BY 1').fetchall()
+    assert [r[0] for r in got] == list(range(1, 31))
+    assert a.stop() == 0
+    assert b.stop() == 0

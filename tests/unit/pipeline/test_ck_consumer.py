@@ -93,7 +93,7 @@ def test_the_config_matches_the_aiokafka_consumer_and_stays_eager() -> None:
     assert ck["fetch.max.bytes"] >= 60 * 1024 * 1024
     assert ck["receive.message.max.bytes"] > ck["fetch.max.bytes"]  # librdkafka refuses otherwise
     # aiokafka's default assignor: one group may hold workers of either client.
-    assert ck["partition.assignment.strategy"] == "range"
+    assert ck["partition.assignment.strategy"] == "roundrobin"
 
 
 async def test_assigned_partitions_start_at_the_sinks_offsets_not_after_a_seek() -> None:
