@@ -17,8 +17,9 @@ callbacks run the pipeline's listener coroutines on the event loop and wait for 
   WITH those offsets. No fetch starts before that, so no record from before the sink's offset is
   ever returned (a seek after a plain assign would race the first fetch from the committed offset).
 * revoked: the listener waits for the pipeline's lock (the batch in flight flushes) and revokes
-  the partitions in the sink. At ``stop`` it is skipped, as aiokafka does: the stopping pipeline
-  holds the lock, and the sink is closed right after.
+  the partitions in the sink. At ``stop`` (``close`` revokes everything) it is skipped: the loop
+  has ended or been abandoned by then, nothing is processed after it, and the sink closes next;
+  a listener still waiting when the stop begins is cancelled, never waited on.
 
 The protocol is the classic EAGER one (``roundrobin``, aiokafka's default assignor):
 workers of one group may run either client (a rolling switch between them, or `--processes N`

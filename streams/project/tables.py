@@ -36,6 +36,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from streams.errors import ConfigError
+from streams.project.invariants import Invariants
 from streams.sinks.mapping import ConflictPolicy, DeletePolicy, TruncatePolicy
 
 
@@ -109,6 +110,7 @@ class TableSpec(_Model):
 class ProjectFile(_Model):
     transforms: tuple[str, ...] = ()
     tables: tuple[TableSpec, ...] = ()
+    invariants: Invariants = ()  # streams.project.invariants: checked by `verify invariants`
 
 
 def parse_tables(text: str, origin: str = "tables file") -> ProjectFile:
