@@ -28,6 +28,7 @@ from streams.connect.heal import HealService
 from streams.connect.health import slot_health
 from streams.errors import ChangefeedError
 from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
+from streams.pipeline.ck_consumer import CkConsumer, consumer_config
 from streams.pipeline.clients import consumer_kwargs, events_producer_config, producer_kwargs
 from streams.pipeline.events_out import LibrdkafkaEvents
 from streams.pipeline.publisher import Encoders
@@ -102,7 +103,11 @@ class PipelineService(Service):
         sink = AsyncPostgresSink(
             conninfo, mappings, w.app_id, control_schema=self.ps.sink_schema, resolver=project.tables
         )
-        consumer = AIOKafkaConsumer(**consumer_kwargs(s.kafka, w))
+        consumer = (
+            CkConsumer(consumer_config(s.kafka, w))
+            if w.consumer == "librdkafka"
+            else AIOKafkaConsumer(**consumer_kwargs(s.kafka, w))
+        )
         producer = AIOKafkaProducer(**producer_kwargs(s.kafka, w))
         registry = RegistryClient(s.registry.url)
         encoders = Encoders(registry) if self.ps.publish_domain_events else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
@@ -140,6 +140,10 @@ class WorkerSettings(_Section):
     # Prometheus scrape endpoint on 127.0.0.1 (0 turns it off). A second worker on the same host
     # finds it taken and runs without one (logged); give each its own port to scrape all.
     metrics_port: int = 9108
+    # The materializer's Kafka consumer: "librdkafka" (confluent-kafka; fetches and unpacks in C,
+    # off the event loop) or "aiokafka". Both join the group the same way (eager "roundrobin"
+    # assignment), so the workers of one group may differ while a deployment switches.
+    consumer: Literal["librdkafka", "aiokafka"] = "aiokafka"
 
 
 # The example project the local stack's defaults run: the demo's tables file and transforms.

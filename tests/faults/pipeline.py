@@ -560,6 +560,9 @@ def fault_pipeline(fault_settings: Settings, fault_stack: StackContext) -> Fault
         return _SETUP[state]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHANGEFEED_")}
     env.update(env_for(fault_settings))
+    # The suite on the other consumer client ([worker] consumer), e.g. =librdkafka.
+    if consumer := os.environ.get("CHANGEFEED_FAULTS_WORKER_CONSUMER"):
+        env["CHANGEFEED_WORKER__CONSUMER"] = consumer
     fp = FaultPipeline(fault_settings, fault_stack, GROUP, env)
     for step in (("services", "migrate"), ("schemas", "register"), ("connectors", "apply")):
         fp.cli(*step)
