@@ -188,6 +188,12 @@ def build_gate(source: AtomicSource, handler: Handler) -> Gate:
         tx = value.get("transaction") if isinstance(value, Mapping) else None
         return str(tx["id"]) if isinstance(tx, Mapping) and tx.get("id") is not None else None
 
+    def order(r: Any) -> int | None:
+        value = handler.values.get((r.topic, r.partition, r.offset))  # tx_id decoded it just before
+        tx = value.get("transaction") if isinstance(value, Mapping) else None
+        n = tx.get("data_collection_order") if isinstance(tx, Mapping) else None
+        return int(n) if isinstance(n, int) else None
+
     def marker(r: Any) -> Marker | None:
         value = decode(r)
         if not isinstance(value, Mapping) or value.get("id") is None:
@@ -206,6 +212,7 @@ def build_gate(source: AtomicSource, handler: Handler) -> Gate:
         key=lambda i: transaction_key(cls, i),
         max_rows=source.spec.max_transaction_rows,
         max_wait_s=source.spec.max_transaction_wait_s,
+        order=order,
     )
 
 

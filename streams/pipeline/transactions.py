@@ -64,6 +64,9 @@ class Tx:
     key: str
     first_seen: float
     seen: dict[str, int] = field(default_factory=dict)  # records seen this session, by collection
+    # Each record's ``data_collection_order`` (its number within its collection), by collection: a
+    # record the connector sent twice (a task restarted mid-transaction re-sends it) counts once.
+    orders: dict[str, set[int]] = field(default_factory=dict)
     prior: dict[str, int] = field(default_factory=dict)  # applied before a restart (split progress)
     released: dict[str, int] = field(default_factory=dict)  # released while split, by collection
     end: Mapping[str, int] | None = None
@@ -119,7 +122,8 @@ class Gate:
 
     ``collections``: change topic → data collection (the source table id) for every topic this
     worker consumes of the source. ``tx_id(record)``: a change record's transaction id or None;
-    ``marker(record)``: a transaction-topic record decoded (None: not one, it is skipped).
+    ``marker(record)``: a transaction-topic record decoded (None: not one, it is skipped);
+    ``order(record)``: its ``data_collection_order`` (None: unknown, every record counts).
     """
 
     def __init__(
@@ -131,8 +135,10 @@ class Gate:
         key: Callable[[str], str] = lambda i: i,
         max_rows: int = 10_000,
         max_wait_s: float = 30.0,
+        order: Callable[[Any], int | None] = lambda r: None,
     ) -> None:
         self.source = source
+        self.order = order
         self.collections = dict(collections)
         self.consumed = set(self.collections.values())
         self.tx_id, self.marker, self.key = tx_id, marker, key
@@ -185,8 +191,15 @@ class Gate:
                 k = None  # a redelivered record of a released transaction: the guard refuses it
             if k is not None:
                 tx = self._tx(k, now)
-                tx.seen[collection] = tx.seen.get(collection, 0) + 1
-                tx.buffered += 1
+                n = self.order(r)
+                numbers = tx.orders.setdefault(collection, set())
+                if n is not None and n in numbers:
+                    k = None  # a re-sent copy: not counted; after its original, the guard refuses it
+                else:
+                    if n is not None:
+                        numbers.add(n)
+                    tx.seen[collection] = tx.seen.get(collection, 0) + 1
+                    tx.buffered += 1
             self.changes.setdefault(tp, deque()).append(_Entry(r, k, collection))
 
     # --- output ------------------------------------------------------------------------------

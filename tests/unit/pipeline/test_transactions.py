@@ -211,3 +211,22 @@ def test_a_split_transaction_whose_counts_never_meet_is_finished_after_the_deadl
     out = g.release(62.0)
     assert out.finished == ["t1", "t2"]
     assert out.marks == [(TX, 0, 1), (TX, 0, 2), (TX, 0, 3)]
+
+
+def test_a_record_the_connector_sent_twice_counts_once() -> None:
+    """A task restarted mid-transaction re-sends its first records: counting them again would
+    release the transaction before its last line arrived."""
+    f = Feed()
+    g = Gate("src", COLLECTIONS, lambda r: r.tx, lambda r: r.marker, order=lambda r: r.extra.get("n"))
+    first = f.rec(LINES, "t1")
+    first.extra["n"] = 1
+    again = f.rec(LINES, "t1")  # the same line, re-sent
+    again.extra["n"] = 1
+    g.offer([f.begin("t1"), first, again, f.end("t1", lines=2)], 0)
+    assert not g.release(0)  # one distinct line of two
+    last = f.rec(LINES, "t1")
+    last.extra["n"] = 2
+    g.offer([last], 0)
+    out = g.release(0)
+    assert offsets(out.records) == [(LINES, 0), (LINES, 1), (LINES, 2)]  # the copy goes too, in place
+    assert out.transactions == 1
