@@ -70,7 +70,8 @@ bench-bus: up
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/bus_bench.py
 
 lint: install
-	$(BIN)/ruff check streams tests
+	$(BIN)/ruff check streams tests bench
+	$(BIN)/ruff format --check streams tests bench
 	$(BIN)/mypy
 
 clean: down

@@ -22,10 +22,10 @@ from bench import live, resources
 from bench.bulk import BulkSource
 from bench.workloads import Workload
 from streams.demo.offsets import end_offsets
+from streams.demo.project import shipping_mappings
 from streams.demo.run import install_audit
 from streams.settings import Settings
 from streams.sinks import conninfo_from
-from streams.demo.project import shipping_mappings
 
 CATCH_UP_S = 3.0  # sink holds everything this long after the load stopped: the step was sustained
 FACTOR = 1.5

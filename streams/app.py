@@ -31,6 +31,7 @@ from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
 from streams.pipeline.clients import consumer_kwargs, events_producer_config, producer_kwargs
 from streams.pipeline.events_out import LibrdkafkaEvents
 from streams.pipeline.publisher import Encoders
+from streams.pipeline.shutdown import stop_pipeline
 from streams.pipeline.topics import ensure_topics
 from streams.project import Project, load_project
 from streams.registry.client import RegistryClient
@@ -39,6 +40,7 @@ from streams.sinks import AsyncPostgresSink
 from streams.sinks.mapping import with_extra_columns
 from streams.sinks.previous import PreviousRows
 from streams.sinks.roles import worker_login_conninfo
+from streams.stop_signals import bounded_worker
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,11 @@ def sink_application_name(app_id: str, pid: int | None = None) -> str:
 # session idle inside one for this long belongs to a stopped or hung process, and the server ends
 # it so the partition lock and row locks it holds do not stall the partition's new owner.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+
+
+# The pipeline's share of the worker's shutdown timeout; the rest is for Faust's own services
+# (the event bus's producer) before the watchdog ends the process.
+PIPELINE_STOP_SHARE = 0.75
 
 
 def worker_conninfo(settings: Settings, app_id: str) -> str:
@@ -74,6 +81,7 @@ class PipelineService(Service):
         super().__init__(**kw)
         self.settings, self.ps = settings, pipeline
         self.pipeline: Pipeline | None = None
+        self._running: asyncio.Task[Any] | None = None
         # Loaded first: a bad tables file or transform module (ConfigError) fails the start
         # before any client, topic or table is touched.
         self.project: Project = load_project(settings)
@@ -150,6 +158,7 @@ class PipelineService(Service):
     @Service.task
     async def _consume(self) -> None:
         assert self.pipeline is not None
+        self._running = asyncio.current_task()  # the poll loop: a stop that times out cancels it
         try:
             await self.pipeline.run()
         except ChangefeedError as exc:
@@ -164,18 +173,14 @@ class PipelineService(Service):
         p = self.pipeline
         if p is None:
             return
-        p.stopping.set()
-        p.metrics.probes.stopping = True
-        async with p.lock:  # the batch in flight finishes (or gives up its retry) first
-            await p.consumer.stop()
-            await p.events.close()
-            await p.producer.stop()
-            await p.sink.close()
+        # Bounded, and the consumer is stopped with no pipeline lock held (streams/pipeline/shutdown.py).
+        budget = PIPELINE_STOP_SHARE * self.settings.worker.shutdown_timeout_s
+        await stop_pipeline(p, self._running, budget)
         log.info("pipeline stopped: %s", p.stats)
 
 
 def build_worker(settings: Settings, pipeline: PipelineSettings, loglevel: str = "INFO") -> Worker:
-    return faust_worker(hosted_app(settings, pipeline), loglevel)
+    return faust_worker(hosted_app(settings, pipeline), loglevel, settings.worker.shutdown_timeout_s)
 
 
 def hosted_app(settings: Settings, pipeline: PipelineSettings) -> Any:
@@ -194,10 +199,9 @@ def hosted_app(settings: Settings, pipeline: PipelineSettings) -> Any:
     return bus.app
 
 
-def faust_worker(app: Any, loglevel: str) -> Worker:
-    import faust
-
-    worker: Worker = faust.Worker(app, loglevel=loglevel, quiet=True, daemon=True)
+def faust_worker(app: Any, loglevel: str, shutdown_timeout_s: float = 30.0) -> Worker:
+    """Faust's worker, its stop bounded by ``shutdown_timeout_s`` (streams/stop_signals.py)."""
+    worker: Worker = bounded_worker(app, loglevel, shutdown_timeout_s)
     return worker
 
 

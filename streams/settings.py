@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -128,6 +128,12 @@ class WorkerSettings(_Section):
     # Faust's default 60 s session timeout is how long a dead worker's partitions stay stuck.
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 3.0
+    # SIGTERM/SIGINT: the process is gone within this. The pipeline's stop gets 3/4 of it: half
+    # of that for the batch in flight to finish (then it is abandoned: its sink transaction rolls
+    # back, nothing is committed past it), the rest to leave the group and close the clients;
+    # Faust's own services use what is left, then a watchdog ends the process. A second signal
+    # exits at once.
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
     # Restart this project's failed connector tasks whose cause is transient (registry or
     # database briefly unreachable); permanent causes stay FAILED and loud.
     heal_connectors: bool = True

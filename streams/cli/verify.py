@@ -11,6 +11,7 @@ from rich.console import Console
 
 from streams.cli.capture import print_capture
 from streams.cli.context import settings_of
+from streams.cli.invariants import invariants
 from streams.errors import ConfigError
 from streams.project import load_project
 from streams.settings import Settings
@@ -34,7 +35,12 @@ err = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="verify")(verify)
+    # A group whose callback is `verify` itself: `changefeed verify [options]` is unchanged, and
+    # `changefeed verify invariants` checks the tables file's [[invariants]].
+    group = typer.Typer(invoke_without_command=True)
+    group.callback()(verify)
+    group.command(name="invariants")(invariants)
+    app.add_typer(group, name="verify")
     app.command(name="lag")(lag)
 
 
@@ -72,6 +78,8 @@ def verify(
     sink_schema: SinkSchema = "public",
 ) -> None:
     """Compare every mapped source table with its materialized table; exit 1 on any divergence."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = settings_of(ctx)
     options = VerifyOptions(chunk_size=chunk_size, limit=limit)
     with open_databases(settings) as dbs:

@@ -2,7 +2,8 @@
 
 Source side: each change event read back from Kafka. Its commit time is the ``updated_at``
 stamp the load generator wrote inside the transaction (microseconds), else Debezium's
-``source.ts_ms`` (deletes). MariaDB/MySQL deletes are left out: their binlog clock has whole
+``source.ts_ms`` (deletes). MariaDB/MySQL changes without the stamp (deletes, and every change
+of ``order_lines``, which has no ``updated_at``) are left out: their binlog clock has whole
 seconds only, which would add up to a second of made-up latency (``WHOLE_SECOND_CLOCKS``).
 Sink side: ``changefeed_audit``, filled by the audit trigger the demo installs, records every
 row write with its position and time. A change is visible at the first audit entry of its key
@@ -37,23 +38,34 @@ class Applied:
 WHOLE_SECOND_CLOCKS = frozenset({"mysql", "mariadb"})  # source.connector values
 
 
+def _stamp(event: ChangeEvent) -> datetime | None:
+    """The load generator's in-transaction ``updated_at`` stamp, when the event carries one."""
+    if event.op is Op.DELETE or event.after is None:
+        return None
+    stamp = event.after.get(STAMP_COLUMN)
+    if isinstance(stamp, datetime):
+        return stamp
+    if isinstance(stamp, str):
+        try:
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
 def whole_second_clock(event: ChangeEvent) -> bool:
-    """True when the only commit time this event has is a whole-second binlog timestamp."""
-    return event.op is Op.DELETE and str(event.source.get("connector", "")).lower() in WHOLE_SECOND_CLOCKS
+    """True when the only commit time this event has is a whole-second binlog timestamp: a
+    MariaDB/MySQL delete, or a change of a table without the stamp column (``order_lines``)."""
+    connector = str(event.source.get("connector", "")).lower()
+    return connector in WHOLE_SECOND_CLOCKS and _stamp(event) is None
 
 
 def commit_time(event: ChangeEvent) -> datetime | None:
     """The load generator's in-transaction stamp when the event carries it, else ``source.ts``
     (None when that clock has whole seconds only)."""
-    if event.op is not Op.DELETE and event.after is not None:
-        stamp = event.after.get(STAMP_COLUMN)
-        if isinstance(stamp, datetime):
-            return stamp
-        if isinstance(stamp, str):
-            try:
-                return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            except ValueError:
-                pass
+    stamp = _stamp(event)
+    if stamp is not None:
+        return stamp
     return None if whole_second_clock(event) else event.source_ts
 
 

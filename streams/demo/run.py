@@ -22,6 +22,7 @@ from psycopg import sql
 from streams.demo import measure, steps
 from streams.demo.bus import bridge_counts, bus_summary, demo_bus_env, wait_for_bus, with_bus
 from streams.demo.dashboard import DemoDashboard
+from streams.demo.invariants import DemoInvariants
 from streams.demo.offsets import Offsets, TopicCounts, end_offsets
 from streams.demo.ryw import ReadYourWrites
 from streams.demo.summary import DemoSummary
@@ -245,15 +246,28 @@ def run_demo(
             say(f"load: {options.plan.rate:g} tx/s for {options.plan.duration_s:g} s, mix {options.plan.mix}")
             ryw = ReadYourWrites(settings)  # write → token → gRPC read pairs beside the load
             ryw.start()
+            checker = DemoInvariants(settings, settings.pipeline.sink_schema)  # rounds until verify passes
+            checker.start()
             try:
-                report = run_load(settings, options.plan, on_write)
+                try:
+                    report = run_load(settings, options.plan, on_write)
+                finally:
+                    ryw_stats = ryw.stop()
+                workers.check_alive()
+                say(f"verify --wait {options.verify_timeout_s:g}")
+                results = verify_wait(dbs, mappings, VerifyOptions(), options.verify_timeout_s, on_round)
             finally:
-                ryw_stats = ryw.stop()
-            workers.check_alive()
-            say(f"verify --wait {options.verify_timeout_s:g}")
-            results = verify_wait(dbs, mappings, VerifyOptions(), options.verify_timeout_s, on_round)
+                during, checker_error = checker.stop()
             verified = all(r.ok for r in results)
             summary = summarize(settings, mappings, dbs.sink, report, before, verified, started)
+            summary = dataclasses.replace(
+                summary,
+                invariants=during,
+                invariants_after=checker.final(),
+                invariants_error=checker_error,
+                invariants_mode=checker.mode,
+                invariants_ignored=checker.ignored,
+            )
             if bridges_before is not None:
                 domain = sorted(load_project(settings).registry.domain_topics)
                 if not wait_for_bus(settings, f"{settings.worker.app_id}-bus", domain):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rich.markup import escape
 from rich.table import Table
 
 from streams.demo.bus import BusSummary
 from streams.demo.latency import LatencyStats
 from streams.demo.offsets import TopicCounts
 from streams.demo.ryw import RywStats
+from streams.verify.invariants import InvariantReport
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,13 @@ class DemoSummary:
     total_seconds: float
     bus: BusSummary | None = None  # the event bus's part (None: the demo ran without it)
     ryw: RywStats | None = None  # read-your-writes pairs during the load (streams.demo.ryw)
+    # The tables file's invariants (streams.demo.invariants): rounds from load start to verify's
+    # pass, and one round on the converged sink. None: the project declares none.
+    invariants: InvariantReport | None = None
+    invariants_after: InvariantReport | None = None
+    invariants_error: str = ""
+    invariants_mode: str = "per-change"  # how the sources applied transactions (the tables file)
+    invariants_ignored: int = 0  # keys violating before the load (a baseline round): not counted
 
     @property
     def throughput(self) -> float:
@@ -55,6 +64,25 @@ def _bus_rows(b: BusSummary | None) -> list[tuple[str, str]]:
     ]
 
 
+def _invariant_rows(s: DemoSummary) -> list[tuple[str, str]]:
+    if s.invariants_error:
+        return [("invariants during load", f"[red]not checked: {escape(s.invariants_error[:60])}[/red]")]
+    if s.invariants is None:
+        return []
+    during = s.invariants
+    label = f"invariants during load ({escape(s.invariants_mode)})"
+    rows = [(label, f"{during.rounds} rounds in {during.seconds:.0f} s")]
+    if s.invariants_ignored:
+        rows.append(("  violating before the load (not counted)", f"{s.invariants_ignored} keys"))
+    for t in during.tallies:
+        value = t.error[:60] if t.error else f"{t.violating_rounds} rounds, {len(t.keys)} keys"
+        rows.append((f"  violated: {escape(t.name)}", escape(value)))
+    after = s.invariants_after
+    if after is not None:
+        rows.append(("invariants after verify", "[green]PASS[/green]" if after.ok else "[red]FAIL[/red]"))
+    return rows
+
+
 def summary_table(s: DemoSummary) -> Table:
     table = Table(title="changefeed demo", show_header=False)
     table.add_column("what")
@@ -76,7 +104,7 @@ def summary_table(s: DemoSummary) -> Table:
             "latency max (samples, unmatched)",
             f"{_ms(s.latency.max_ms)} ({s.latency.measured}, {s.latency.unmatched})",
         ),
-        ("  left out: whole-second clock", f"{s.latency.imprecise} MariaDB deletes"),
+        ("  left out: whole-second clock", f"{s.latency.imprecise} MariaDB deletes and lines"),
         *((f"  {_STAGE_LABELS.get(name, name)}", _percentiles(st)) for name, st in s.stages.items()),
         ("throughput (captured / pipeline time)", f"{s.throughput:,.1f} events/s"),
         *_bus_rows(s.bus),
@@ -91,6 +119,7 @@ def summary_table(s: DemoSummary) -> Table:
             if s.ryw is not None
             else []
         ),
+        *_invariant_rows(s),
         ("verify (source ≡ sink)", "[green]PASS[/green]" if s.verified else "[red]FAIL[/red]"),
         ("demo wall time", f"{s.total_seconds:.0f} s"),
     ]

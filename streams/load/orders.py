@@ -12,6 +12,7 @@ import random
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pymysql
@@ -148,16 +149,27 @@ class OrdersWriter:
     def _update(self, cur: Any, key: int, rows: Counter[str]) -> None:
         rng = self.rng
         status = rng.choice(data.STATUSES)
-        cur.execute(
-            "UPDATE orders SET status = %s, promised_at = %s, updated_at = NOW(6) WHERE id = %s",
-            (status, data.maybe(rng, _naive_utc(self._base + timedelta(days=rng.randint(1, 60)))), key),
-        )
-        rows["orders"] += 1
+        promised = data.maybe(rng, _naive_utc(self._base + timedelta(days=rng.randint(1, 60))))
         if rng.random() < 0.3:
             cur.execute(
                 "UPDATE order_lines SET quantity = quantity + 1 WHERE order_id = %s AND line_no = 1", (key,)
             )
             rows["order_lines"] += cur.rowcount
+        # The order's total is the sum of its lines in every committed transaction (the invariant
+        # `changefeed verify invariants` checks on the sink), so it is recomputed in the same
+        # transaction as the line change. FOR UPDATE: another writer's line change cannot slip in.
+        cur.execute(
+            "SELECT COALESCE(SUM(quantity * unit_price_cents), 0) FROM order_lines WHERE order_id = %s"
+            " FOR UPDATE",
+            (key,),
+        )
+        total = int(cur.fetchone()[0])
+        cur.execute(
+            "UPDATE orders SET status = %s, promised_at = %s, total_cents = %s, total = %s,"
+            " updated_at = NOW(6) WHERE id = %s",
+            (status, promised, total, Decimal(total).scaleb(-2), key),
+        )
+        rows["orders"] += 1
         self._outbox(cur, key, "OrderStatusChanged", {"order_id": key, "status": status}, rows)
 
     def _delete(self, cur: Any, key: int, rows: Counter[str]) -> None:

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from streams.errors import ConfigError
 from streams.project.sources import SourceSpec
+from streams.project.invariants import Invariants
 from streams.sinks.mapping import ConflictPolicy, DeletePolicy, TruncatePolicy
 
 
@@ -111,6 +112,7 @@ class ProjectFile(_Model):
     transforms: tuple[str, ...] = ()
     tables: tuple[TableSpec, ...] = ()
     sources: tuple[SourceSpec, ...] = ()  # per-connector settings (streams.project.sources)
+    invariants: Invariants = ()  # streams.project.invariants: checked by `verify invariants`
 
 
 def parse_tables(text: str, origin: str = "tables file") -> ProjectFile:

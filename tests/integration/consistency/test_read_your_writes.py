@@ -541,18 +541,22 @@ async def test_a_paused_partition_holds_its_source_back(env: Env) -> None:
         assert paused.stale == 0
         assert paused.timeouts == 40
     finally:
+        hung = []
         for w in split:
             w.send_signal(signal.SIGCONT)
             w.terminate()
         for w in split:
             try:
+                # The stop is bounded by worker.shutdown_timeout_s (30 s); a CI run once saw a
+                # resumed worker deadlock in its stop (its consumer's rejoin waited for the lock
+                # the stop held). Killed if it hangs, so the module's worker still starts below.
                 await asyncio.to_thread(w.wait, 60)
             except subprocess.TimeoutExpired:
-                # Seen once in CI: a split worker not gone 60 s after SIGCONT + SIGTERM (open
-                # finding). Killed, so the module's worker below still starts for the next tests.
+                hung.append(w.pid)
                 w.kill()
                 await asyncio.to_thread(w.wait, 10)
         _start_worker(p)
+    assert not hung, f"split workers {hung} still alive 60 s after SIGCONT + SIGTERM"
 
 
 @pytest.mark.slow

@@ -103,3 +103,14 @@ def test_mariadb_deletes_have_no_commit_time_and_are_counted_as_imprecise() -> N
     applied = [Applied("s.o_view", ("1",), _pos(10), whole), Applied("s.o_view", ("2",), _pos(20), stamp)]
     stats, _ = end_to_end([mapping], {"o.orders": [gone, made]}, applied)
     assert (stats.measured, stats.unmatched, stats.imprecise) == (1, 0, 1)
+
+
+def test_mariadb_changes_without_a_stamp_are_imprecise_not_whole_second_latency() -> None:
+    """order_lines has no updated_at: its binlog second must not become up to 1 s of latency."""
+    whole = T0 + timedelta(seconds=4)
+    pos = SourcePosition(SourceKind.POSTGRES, (10, 10, 1))
+    row = {"order_id": 1, "line_no": 1}
+    line = ChangeEvent(Op.CREATE, None, row, {"connector": "mariadb"}, whole, whole, pos)
+    assert commit_time(line) is None
+    pg_line = ChangeEvent(Op.CREATE, None, {"id": 1}, {"connector": "postgresql"}, whole, whole, pos)
+    assert commit_time(pg_line) == whole  # PostgreSQL's source.ts_ms has milliseconds

@@ -60,6 +60,8 @@ def test_worker_tables_are_the_mapped_tombstone_and_control_tables_of_that_schem
         "customer_directory__cf_deleted",
         "order_view",
         "order_view__cf_deleted",
+        "order_lines",
+        "order_lines__cf_deleted",
         *CONTROL_TABLES,
     ]
 
