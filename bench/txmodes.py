@@ -11,11 +11,13 @@ runs ``changefeed connectors apply`` with the atomic tables file, which sets
 Each worker starts at the change topics' current ends (its stored offsets are written before it
 starts), so both see exactly the phase's load.
 
-1. Fixed rate: ``changefeed load --source orders`` at ``rate`` tx/s (order + lines + outbox per
-   transaction, 70/25/5 insert/update/delete), both workers running. Commit→sink latency of every
+1. Fixed rate: ``rate`` orders transactions/s (bench/txload.py: 70 % new orders with their lines
+   and outbox row, 30 % an order's line changed and its total recomputed, with an outbox row;
+   ``changefeed load`` reaches only ~100 tx/s on this box), both workers running. Commit→sink latency of every
    ``order_view`` row: the generator's in-transaction ``updated_at`` stamp (MariaDB ``NOW(6)``)
    to the audit trigger's ``clock_timestamp()`` of the sink write that made it visible
-   (``streams.demo.measure``, as bench/live.py); order_lines carry no stamp (binlog time has
+   (``streams.demo.measure``, as bench/live.py; an update's stamp is the column's ON UPDATE
+   CURRENT_TIMESTAMP(6)); order_lines carry no stamp (binlog time has
    whole seconds only) and are not timed. The declared invariants are checked on both sink
    schemas every ``interval`` ms (``streams.verify.invariants.watch``); orders already violating
    before the load are not counted.
@@ -46,7 +48,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench import resources, txload
+from bench import resources, txload, txreport
 from bench.live import WorkerProc
 from streams.app import worker_conninfo
 from streams.demo import measure
@@ -73,14 +75,13 @@ class TxSize:
     backlog_tx: int  # source transactions drained by each mode
     rate: float  # tx/s of the fixed-rate part
     load_s: float
-    load_procs: int = 3  # generator processes sharing the rate (one tops out near 100 tx/s here)
     interval_ms: int = 100  # between invariant rounds
 
 
-# Full: the drain of each mode ≥ 20 s at the ~900 tx/s quick mode measured for per-change
-# (atomic is slower); the whole phase stays under ~4 minutes.
-FULL_TX = TxSize(24_000, 200.0, 40.0)
-QUICK_TX = TxSize(3_000, 200.0, 15.0)
+# Full: each mode's drain ≥ 20 s at the ~1,200 tx/s (~5,500 events/s) both modes drained in a
+# quick run on this busy box; the whole phase stays under ~4 minutes.
+FULL_TX = TxSize(30_000, 200.0, 40.0)
+QUICK_TX = TxSize(5_000, 200.0, 15.0)
 
 
 NOTE = (
@@ -88,7 +89,8 @@ NOTE = (
     'sink schema each, domain events off), the atomic one with `[[sources]] connector = "orders", '
     'transactions = "atomic"`; the phase runs `changefeed connectors apply` with that tables file, '
     "which turns the orders connector's transaction metadata on. Fixed rate: the load generator "
-    "(orders only, 70/25/5) in several processes, both workers at once, latency from the generator's "
+    "bench/txload.py (70 % new orders with lines, 30 % a line and the order's total updated, each "
+    "with its outbox row; paced every 50 ms) for both workers at once, latency from the generator's "
     "in-transaction updated_at stamp to the audit trigger of the order_view write, the declared "
     "invariants checked on both schemas (orders violating before the load not counted). Drain: "
     "order + lines + outbox transactions written by 6 sessions (50 per round trip) with the workers "
@@ -160,17 +162,21 @@ def apply_connectors(env: dict[str, str], tables: Path) -> None:
 
 
 def ensure_transaction_topic(settings: Settings, seed: int) -> float:
-    """Debezium creates ``orders.transaction`` with the first transaction it streams after the
-    connector got the setting: write one (again every 5 s) until it has records."""
+    """Until the orders connector streams with transaction metadata: a transaction written now
+    (again every 5 s: the connector task restarts with its new config) adds records to
+    ``orders.transaction`` (Debezium creates the topic with the first one)."""
     started = time.monotonic()
+    before = end_offsets(settings.kafka.bootstrap_servers).get((TX_TOPIC, 0), 0)
     while True:
-        if end_offsets(settings.kafka.bootstrap_servers).get((TX_TOPIC, 0), 0) > 0:
-            return time.monotonic() - started
+        run_load(settings, LoadPlan(rate=10.0, duration_s=0.1, sources=(SOURCE,), seed=seed))
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            if end_offsets(settings.kafka.bootstrap_servers).get((TX_TOPIC, 0), 0) > before:
+                return time.monotonic() - started
+            time.sleep(0.5)  # polling the topic's end
         if time.monotonic() - started > 120:
             msg = f"{TX_TOPIC} got no record within 120 s: does the orders connector run?"
             raise RuntimeError(msg)
-        run_load(settings, LoadPlan(rate=10.0, duration_s=0.1, sources=(SOURCE,), seed=seed))
-        time.sleep(5.0)  # a connector task restarting with the new config
 
 
 def prepare(settings: Settings, side: Side) -> None:
@@ -327,7 +333,7 @@ def fixed_rate(
                 t.start()
             before = end_offsets(settings.kafka.bootstrap_servers)
             cpu0 = {m: resources.cpu_seconds(p) for m, p in pids.items()}
-            load = txload.parallel_load(settings, size.rate, size.load_s, seed, size.load_procs)
+            load = txload.paced(settings, size.rate, size.load_s, seed)
             after = end_offsets(settings.kafka.bootstrap_servers)
             try:
                 for s in sides:
@@ -521,7 +527,9 @@ def main() -> None:
     text = json.dumps(doc, indent=2, default=str)
     if a.out:
         a.out.write_text(text)
+        a.out.with_suffix(".md").write_text("\n".join(txreport.markdown(doc)) + "\n")
     print(text)
+    print("\n".join(txreport.markdown(doc)))
 
 
 if __name__ == "__main__":

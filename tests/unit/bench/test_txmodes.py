@@ -26,7 +26,9 @@ def test_tables_file_replaces_a_sources_table_the_demo_file_already_has(
     demo = tmp_path / "demo.toml"
     demo.write_text(
         txmodes.DEMO_TABLES.read_text().replace(
-            "[[invariants]]", '[[sources]]\nconnector = "orders"\ntransactions = "atomic"\n\n[[invariants]]', 1
+            "[[invariants]]",
+            '[[sources]]\nconnector = "orders"\ntransactions = "atomic"\n\n[[invariants]]',
+            1,
         )
     )
     monkeypatch.setattr(txmodes, "DEMO_TABLES", demo)
@@ -61,7 +63,7 @@ def test_ratios_of_a_missing_mode_are_none() -> None:
 
 def test_markdown_and_goal() -> None:
     modes = {"per-change": mode(10_000, 200, 40), "atomic": mode(8_000, 300, 0)}
-    tx = {"modes": modes, "ratios": txmodes.ratios(modes), "size": {"rate": 200}, "backlog": {"transactions": 1}}
+    tx = {"modes": modes, "ratios": txmodes.ratios(modes), "size": {"rate": 200}}
     text = "\n".join(txreport.markdown(tx))
     assert "| drain events/s | 10,000 | 8,000 | 0.80× |" in text
     assert "| invariant-violating checker rounds | 40 of 300 rounds | 0 of 300 rounds | |" in text
@@ -69,7 +71,8 @@ def test_markdown_and_goal() -> None:
     assert goal["met"] is True
     modes["atomic"]["fixed_rate"]["invariants"]["violating_rounds"] = 2
     assert txreport.goals(tx)[0]["met"] is False
-    assert txreport.goals({}) == [] and txreport.markdown(None) == []
+    assert txreport.goals({}) == []
+    assert txreport.markdown(None) == []
 
 
 def test_report_goals_include_the_tx_goal_only_when_the_phase_ran() -> None:
