@@ -71,15 +71,16 @@ class AtomicSourceService(Service):
         self.settings, self.ps, self.project, self.source = settings, ps, project, source
         self.conninfo, self.main, self.tx_metrics = conninfo, main, tx_metrics
         self.pipeline: AtomicPipeline | None = None
+        self.closing = False  # set by on_stop: an election that ends after it must not run
 
     @Service.task
     async def _own(self) -> None:
         name = self.source.name
-        while not self.should_stop:
+        while not self.should_stop and not self.closing:
             p: AtomicPipeline | None = None
             try:
                 p = await self._elect()
-                if p is not None:
+                if p is not None and not self.closing:  # a worker stopping does not take over
                     self.pipeline = p
                     await p.run()
             except asyncio.CancelledError:
@@ -98,20 +99,25 @@ class AtomicSourceService(Service):
                 if p is not None:
                     await self._close(p)
                     self.pipeline = None
-            if not self.should_stop:
+            if not self.should_stop and not self.closing:
                 await self.sleep(STANDBY_RETRY_S)
 
-    def _build(self) -> AtomicPipeline:
-        s, w, project = self.settings, self.settings.worker, self.project
+    def _sink(self) -> OwnedSink:
+        project = self.project
         mappings = with_extra_columns(project.static_mappings(), self.ps.extra_columns)
-        sink = OwnedSink(
+        return OwnedSink(
             self.conninfo,
             mappings,
-            w.app_id,
+            self.settings.worker.app_id,
             control_schema=self.ps.sink_schema,
             resolver=project.tables,
             source=self.source.name,
         )
+
+    def _build(self, sink: OwnedSink) -> AtomicPipeline:
+        """The owner's pipeline around ``sink`` (built only once the lock is held: a standby
+        keeps no Kafka clients)."""
+        s, w, project = self.settings, self.settings.worker, self.project
         consumer = AIOKafkaConsumer(
             **reader_kwargs(s.kafka, f"{w.app_id}-{self.source.name}-owner"), auto_offset_reset="earliest"
         )
@@ -132,13 +138,18 @@ class AtomicSourceService(Service):
     async def _elect(self) -> AtomicPipeline | None:
         """The pipeline, assigned and seeked, when this worker got the ownership; else None."""
         name = self.source.name
-        p = self._build()
+        sink = self._sink()
         try:
-            await p.sink.connection()
+            await sink.connection()
         except (OwnershipLost, TransientError) as exc:
-            await p.sink.close()
+            await sink.close()
             log.debug("source %s: standby (%s)", name, exc)
             return None
+        try:
+            p = self._build(sink)
+        except BaseException:
+            await sink.close()  # the lock goes with the session
+            raise
         log.info("source %s: this worker owns its transactions now", name)
         self.tx_metrics.owner.labels(source=name).set(1)
         try:
@@ -206,6 +217,7 @@ class AtomicSourceService(Service):
                     log.debug("source %s: close: %s", self.source.name, exc)
 
     async def on_stop(self) -> None:
+        self.closing = True
         p = self.pipeline
         if p is not None:
             p.stopping.set()
