@@ -8,23 +8,25 @@ and sink schema, no domain events published: one with the demo's tables file as 
 "atomic"``. The orders connector must provide transaction metadata for the atomic one: the phase
 runs ``changefeed connectors apply`` with the atomic tables file, which sets
 ``provide.transaction.metadata=true`` (per-change workers ignore the extra topic and field).
-Each worker starts at the change topics' current ends (its stored offsets are written before it
-starts), so both see exactly the phase's load.
+The orders source's topics are read from the beginning (every order complete with its lines
+before the load), the others (customers, outbox) from their current end.
 
 1. Fixed rate: ``rate`` orders transactions/s (bench/txload.py: 70 % new orders with their lines
    and outbox row, 30 % an order's line changed and its total recomputed, with an outbox row;
-   ``changefeed load`` reaches only ~100 tx/s on this box), both workers running. Commit→sink latency of every
-   ``order_view`` row: the generator's in-transaction ``updated_at`` stamp (MariaDB ``NOW(6)``)
-   to the audit trigger's ``clock_timestamp()`` of the sink write that made it visible
-   (``streams.demo.measure``, as bench/live.py; an update's stamp is the column's ON UPDATE
-   CURRENT_TIMESTAMP(6)); order_lines carry no stamp (binlog time has
-   whole seconds only) and are not timed. The declared invariants are checked on both sink
-   schemas every ``interval`` ms (``streams.verify.invariants.watch``); orders already violating
-   before the load are not counted.
-2. Throughput: both workers stopped, ``backlog_tx`` source transactions written as fast as one
-   MariaDB session commits, then each worker alone drains them (per-change first, then atomic;
-   the same records): first stored-offset advance → all offsets at the topics' ends, CPU seconds
-   of the worker's process tree over that window, peak RSS sampled every 0.5 s.
+   ``changefeed load`` reaches only ~100 tx/s on this box), both workers running. Latency of
+   every ``order_view`` change (the audit-trail method of ``streams.demo.measure``, as in
+   bench/live.py): the ``updated_at`` stamp written in the source transaction (MariaDB
+   ``NOW(6)``, or ON UPDATE CURRENT_TIMESTAMP(6)) to the audit trigger's ``clock_timestamp()``
+   of the sink write that made it visible; split at Debezium's envelope ``ts`` into capture and
+   the worker's part (captured → visible), the part the mode changes. order_lines carry no stamp
+   (binlog time has whole seconds only) and are not timed. The declared invariants are checked
+   on both sink schemas every ``interval`` ms (``streams.verify.invariants.watch``); orders
+   already violating before the load are not counted.
+2. Throughput: both workers stopped, ``backlog_tx`` transactions written by 6 MariaDB sessions
+   (bench/txload.py), then each worker alone drains them (per-change first, then atomic; the
+   same records): first stored-offset advance → all offsets at the topics' ends (the first
+   flush's records left out), CPU seconds of the worker's process tree over that window, peak
+   RSS sampled every 0.5 s.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from bench import resources, txload, txreport
 from bench.live import WorkerProc
 from streams.app import worker_conninfo
 from streams.demo import measure
-from streams.demo.latency import commit_time, latency_stats
+from streams.demo.latency import VisibilityIndex, commit_time, key_of, latency_stats
 from streams.demo.offsets import Offsets, end_offsets
 from streams.demo.project import shipping_mappings
 from streams.load import LoadPlan, run_load
@@ -79,10 +81,11 @@ class TxSize:
     interval_ms: int = 100  # between invariant rounds
 
 
-# Full: each mode's drain ≥ 20 s at the ~1,200 tx/s (~5,500 events/s) both modes drained in a
-# quick run on this busy box; the whole phase stays under ~4 minutes.
-FULL_TX = TxSize(30_000, 200.0, 40.0)
-QUICK_TX = TxSize(5_000, 200.0, 15.0)
+# Full: each mode's drain ≥ 20 s at the ~9,500 events/s (~2,100 tx/s) both modes drained 30,000
+# transactions at in a full run (13.5 and 14.1 s); that phase took 2.1 minutes, this one ~2.7.
+# Quick: 10,000 (5,000 drained in 1-2 s, too short a window to compare).
+FULL_TX = TxSize(45_000, 200.0, 40.0)
+QUICK_TX = TxSize(10_000, 200.0, 15.0)
 
 
 NOTE = (
@@ -256,30 +259,36 @@ def install_audit(sink: psycopg.Connection[Any], side: Side, timeout_s: float = 
 def latency(
     settings: Settings, sink: psycopg.Connection[Any], side: Side, before: Offsets, after: Offsets, since: Any
 ) -> dict[str, float]:
-    mappings = [m for m in shipping_mappings(side.schema) if m.source_table == ORDERS_TABLE]
-    topic = "orders.orders.orders"
-    events = {
-        ORDERS_TABLE: list(
-            measure.read_changes(
-                settings.kafka.bootstrap_servers, settings.registry.url, topic, before, after
-            )
-        )
-    }
-    stats, _ = measure.end_to_end(
-        mappings, events, measure.applied_writes(mappings, measure.audit_entries(sink, since, side.schema))
+    """Per order_view change: commit stamp → visible in the sink (the headline), and its two parts:
+    commit → Debezium processed it (envelope ``ts``) and Debezium → visible (the worker's part,
+    the one the transaction mode changes)."""
+    [m] = [m for m in shipping_mappings(side.schema) if m.source_table == ORDERS_TABLE]
+    label = f"{m.sink_schema}.{m.sink_table}"
+    events = measure.read_changes(
+        settings.kafka.bootstrap_servers, settings.registry.url, "orders.orders.orders", before, after
     )
-    # Debezium's part: its envelope ts (when it processed the change) minus the same commit stamp.
-    capture = latency_stats(
-        [
-            max(0.0, (e.ts - t).total_seconds())
-            for e in events[ORDERS_TABLE]
-            if e.ts is not None and (t := commit_time(e)) is not None
-        ],
-        0,
-    )
-    return {"p50_ms": stats.p50_ms, "p95_ms": stats.p95_ms, "p99_ms": stats.p99_ms,
-            "max_ms": stats.max_ms, "measured": stats.measured, "unmatched": stats.unmatched,
-            "capture_p50_ms": capture.p50_ms, "capture_p99_ms": capture.p99_ms}  # fmt: skip
+    index = VisibilityIndex(measure.applied_writes([m], measure.audit_entries(sink, since, side.schema)))
+    total: list[float] = []
+    capture: list[float] = []
+    worker: list[float] = []
+    unmatched = 0
+    for e in events:
+        key, committed = key_of(m, e), commit_time(e)
+        if key is None or committed is None or e.position is None:
+            continue  # deletes: no stamp (the binlog clock has whole seconds only)
+        seen = index.visible_at(label, key, e.position.to_bytes())
+        if seen is None:
+            unmatched += 1
+            continue
+        total.append(max(0.0, (seen - committed).total_seconds()))
+        if e.ts is not None:
+            capture.append(max(0.0, (e.ts - committed).total_seconds()))
+            worker.append(max(0.0, (seen - e.ts).total_seconds()))
+    t, c, w = (latency_stats(x, 0) for x in (total, capture, worker))
+    return {"p50_ms": t.p50_ms, "p95_ms": t.p95_ms, "p99_ms": t.p99_ms, "max_ms": t.max_ms,
+            "measured": t.measured, "unmatched": unmatched,
+            "capture_p50_ms": c.p50_ms, "capture_p99_ms": c.p99_ms,
+            "worker_p50_ms": w.p50_ms, "worker_p95_ms": w.p95_ms, "worker_p99_ms": w.p99_ms}  # fmt: skip
 
 
 def _violations(r: InvariantReport) -> dict[str, Any]:
@@ -345,7 +354,7 @@ def fixed_rate(
             before = end_offsets(settings.kafka.bootstrap_servers)
             cpu0 = {m: resources.cpu_seconds(p) for m, p in pids.items()}
             load = txload.paced(settings, size.rate, size.load_s, seed)
-            after = end_offsets(settings.kafka.bootstrap_servers)
+            after = _settled(settings)  # Debezium has captured the whole load (it lags under it)
             try:
                 for s in sides:
                     done = wait_caught_up(sink, s, target(after, s), workers[s.mode].alive)
@@ -441,6 +450,8 @@ def ratios(modes: dict[str, dict[str, Any]]) -> dict[str, float | None]:
         "p50_ms": r(("fixed_rate", "latency", "p50_ms")),
         "p95_ms": r(("fixed_rate", "latency", "p95_ms")),
         "p99_ms": r(("fixed_rate", "latency", "p99_ms")),
+        "worker_p50_ms": r(("fixed_rate", "latency", "worker_p50_ms")),
+        "worker_p99_ms": r(("fixed_rate", "latency", "worker_p99_ms")),
         "fixed_rate_peak_rss_mb": r(("fixed_rate", "peak_rss_mb")),
     }
 

@@ -38,6 +38,13 @@ ROWS: tuple[tuple[str, tuple[str, ...], str, str | None], ...] = (
     ("commit→sink p95 ms", ("fixed_rate", "latency", "p95_ms"), ".0f", "p95_ms"),
     ("commit→sink p99 ms", ("fixed_rate", "latency", "p99_ms"), ".0f", "p99_ms"),
     ("of which Debezium (commit→captured) p50 ms", ("fixed_rate", "latency", "capture_p50_ms"), ".0f", None),
+    (
+        "worker part (captured→sink) p50 ms",
+        ("fixed_rate", "latency", "worker_p50_ms"),
+        ".0f",
+        "worker_p50_ms",
+    ),
+    ("worker: captured→sink p99 ms", ("fixed_rate", "latency", "worker_p99_ms"), ".0f", "worker_p99_ms"),
     ("peak RSS MB (fixed rate)", ("fixed_rate", "peak_rss_mb"), ".0f", "fixed_rate_peak_rss_mb"),
     ("CPU s / 1k events (fixed rate)", ("fixed_rate", "cpu_s_per_1k_ev"), ".3f", None),
 )
