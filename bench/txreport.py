@@ -39,7 +39,7 @@ ROWS: tuple[tuple[str, tuple[str, ...], str, str | None], ...] = (
     ("commit→sink p99 ms", ("fixed_rate", "latency", "p99_ms"), ".0f", "p99_ms"),
     ("of which Debezium (commit→captured) p50 ms", ("fixed_rate", "latency", "capture_p50_ms"), ".0f", None),
     (
-        "worker part (captured→sink) p50 ms",
+        "worker: captured→sink p50 ms",
         ("fixed_rate", "latency", "worker_p50_ms"),
         ".0f",
         "worker_p50_ms",

@@ -10,6 +10,7 @@ import pytest
 from bench import report, txmodes, txreport
 from streams.project.sources import TransactionMode
 from streams.project.tables import load_tables
+from tests.unit.bench.test_report_goals import document
 
 
 @pytest.mark.parametrize("mode", txmodes.MODES)
@@ -75,5 +76,12 @@ def test_markdown_and_goal() -> None:
     assert txreport.markdown(None) == []
 
 
-def test_report_goals_include_the_tx_goal_only_when_the_phase_ran() -> None:
-    assert report.txreport.goals(None) == []
+def test_the_results_document_renders_the_phase_and_judges_its_goal() -> None:
+    modes = {"per-change": mode(10_000, 200, 40), "atomic": mode(8_000, 300, 0)}
+    doc = document()
+    without = report.goals(doc)
+    doc["tx_modes"] = {"modes": modes, "ratios": txmodes.ratios(modes), "size": {"rate": 200}}
+    doc["goals"] = report.goals(doc)
+    assert len(doc["goals"]) == len(without) + 1
+    assert doc["goals"][-1]["met"] is True
+    assert "## Transactions: atomic vs per-change" in report.markdown(doc)
