@@ -261,7 +261,7 @@ def main() -> None:  # the run, top to bottom
             try:
                 tx_doc = txmodes.run_txmodes(settings, env, size.tx, logs, a.seed, say)
                 notes.append(txmodes.NOTE)
-            except RuntimeError as exc:  # reported, not the end of the benchmark
+            except Exception as exc:  # reported (any cause), not the end of the benchmark
                 say(f"  tx modes FAILED: {exc}")
                 failures.append(f"tx modes: {exc}")
         # More repetitions for the spread, as long as the budget holds them (rep 1 also ran the stage
