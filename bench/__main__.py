@@ -59,7 +59,7 @@ class Size:
     tx_est_s: float  # what that phase takes, for the budget
 
 
-FULL = Size(400_000, 3, 2, 40.0, 20.0, 12.0, 600.0, 200_000, 60_000, 47 * 60, txmodes.FULL_TX, 200.0)
+FULL = Size(400_000, 3, 2, 40.0, 20.0, 12.0, 600.0, 200_000, 60_000, 47 * 60, txmodes.FULL_TX, 240.0)
 QUICK = Size(30_000, 1, 1, 40.0, 10.0, 6.0, 30.0, 50_000, 30_000, 11.5 * 60, txmodes.QUICK_TX, 120.0)
 
 
