@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import backlog, bulk, limits, live, peers, plot, profile, replay, report, stack, stepped
+from bench import backlog, bulk, limits, live, peers, plot, profile, replay, report, stack, stepped, txmodes
 from bench.resources import Sampler, cpu_times, idle_share
 from bench.workloads import WORKLOADS
 from streams.settings import Settings
@@ -55,10 +55,12 @@ class Size:
     backlog_n: int
     limits_n: int
     budget_s: float
+    tx: txmodes.TxSize  # atomic vs per-change transactions (issue 16)
+    tx_est_s: float  # what that phase takes, for the budget
 
 
-FULL = Size(400_000, 3, 2, 40.0, 20.0, 12.0, 600.0, 200_000, 60_000, 47 * 60)
-QUICK = Size(30_000, 1, 1, 40.0, 10.0, 6.0, 30.0, 50_000, 30_000, 11.5 * 60)
+FULL = Size(400_000, 3, 2, 40.0, 20.0, 12.0, 600.0, 200_000, 60_000, 47 * 60, txmodes.FULL_TX, 240.0)
+QUICK = Size(30_000, 1, 1, 40.0, 10.0, 6.0, 30.0, 50_000, 30_000, 11.5 * 60, txmodes.QUICK_TX, 120.0)
 
 
 def say(line: str) -> None:
@@ -96,6 +98,7 @@ def main() -> None:  # the run, top to bottom
     notes: list[str] = []
     doc: dict[str, Any] = {}
     rep_s: list[float] = []
+    tx_doc: dict[str, Any] = {}
     try:
         live.wait_topics(settings.kafka.bootstrap_servers)
         worker = live.WorkerProc(env, logs / "bench-live-worker.log")
@@ -252,6 +255,15 @@ def main() -> None:  # the run, top to bottom
             drain_rate, drain_s, drain_rss, prof = backlog.drain(settings, env, logs, pids, prof_path)
             bl = backlog.BacklogResult(size.backlog_n, ins_s, capture, drain_rate, drain_s, drain_rss, prof)
             say(f"  capture {capture:,.0f} ev/s, drain {drain_rate:,.0f} ev/s")
+        # After every phase that reads the orders connector's topics: this one turns its
+        # transaction metadata on (`connectors apply` with the orders source atomic).
+        if fits("tx modes (atomic vs per-change)", size.tx_est_s):
+            try:
+                tx_doc = txmodes.run_txmodes(settings, env, size.tx, logs, a.seed, say)
+                notes.append(txmodes.NOTE)
+            except Exception as exc:  # reported (any cause), not the end of the benchmark
+                say(f"  tx modes FAILED: {exc}")
+                failures.append(f"tx modes: {exc}")
         # More repetitions for the spread, as long as the budget holds them (rep 1 also ran the stage
         # limits and the JDBC variants: an upper bound for the others).
         if size.reps >= 2 and fits("replay rep 2", rep_s[0]):
@@ -301,6 +313,7 @@ def main() -> None:  # the run, top to bottom
         "partitioned_summary": report.summarize(part_runs, [])["peers"],
         "limits": lims,
         "backlog": bl.to_json(),
+        "tx_modes": tx_doc,
         "summary": summary,
         "ratios": report.ratios(summary, capture),
         "partitioned_ratios": report.partitioned(part_runs),

@@ -54,6 +54,9 @@ class WorkerProc:
     def pid(self) -> int:
         return self.proc.pid
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Until the worker has its partitions (it logs each assignment), so no load waits on start-up."""
         deadline = time.monotonic() + timeout_s

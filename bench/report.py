@@ -6,6 +6,8 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from bench import txreport
+
 GOALS = {
     "jdbc_insert": 1.0,
     "jdbc_update": 1.5,
@@ -198,6 +200,7 @@ def markdown(doc: dict[str, Any]) -> str:  # one table builder, read top to bott
         cpu = f"{statistics.median(cpus):.3f}" if cpus else "–"
         lines.append(f"| {name} | {res['peak_rss_mb'][name]:.0f} | {res['peak_pss_mb'][name]:.0f} | {cpu} |")
     lines.append(f"| **stack total (PSS)** | | {res['peak_total_pss_mb']:.0f} | |")
+    lines += txreport.markdown(doc.get("tx_modes"))
     lines += _profiles(doc.get("profiles") or {})
     lines += ["", "## Goals", "", "| goal | value | status |", "|---|---:|---|"]
     for g in doc["goals"]:
@@ -431,7 +434,7 @@ def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
         )
     total = res["peak_total_pss_mb"] / 1024
     out.append({"goal": "whole stack < 4 GiB (peak PSS sum)", "value": f"{total:.2f} GiB", "met": total < 4})
-    return out
+    return out + txreport.goals(doc.get("tx_modes"))
 
 
 def _partition_goal(pr: dict[str, Any]) -> list[dict[str, Any]]:
