@@ -144,7 +144,14 @@ class PipelineService(Service):
 
     async def _own_atomic_sources(self, main: Pipeline) -> None:
         """One owner-or-standby service per atomic source (streams.pipeline.owner)."""
-        if not self.project.atomic or self.ps.topics:
+        if not self.project.atomic:
+            return
+        if self.ps.topics:  # the override names what to read: said, never silently different
+            names = ", ".join(s.name for s in self.project.atomic)
+            log.warning(
+                "[pipeline] topics is set: the atomic sources (%s) are read by this worker's group"
+                " and applied per change; unset it to apply their transactions whole", names,
+            )  # fmt: skip
             return
         from streams.pipeline.atomic import TransactionMetrics
         from streams.pipeline.owner import AtomicSourceService
