@@ -101,17 +101,22 @@ class AtomicSourceService(Service):
             if not self.should_stop:
                 await self.sleep(STANDBY_RETRY_S)
 
-    def _build(self) -> AtomicPipeline:
-        s, w, project = self.settings, self.settings.worker, self.project
+    def _sink(self) -> OwnedSink:
+        project = self.project
         mappings = with_extra_columns(project.static_mappings(), self.ps.extra_columns)
-        sink = OwnedSink(
+        return OwnedSink(
             self.conninfo,
             mappings,
-            w.app_id,
+            self.settings.worker.app_id,
             control_schema=self.ps.sink_schema,
             resolver=project.tables,
             source=self.source.name,
         )
+
+    def _build(self, sink: OwnedSink) -> AtomicPipeline:
+        """The owner's pipeline around ``sink`` (built only once the lock is held: a standby
+        keeps no Kafka clients)."""
+        s, w, project = self.settings, self.settings.worker, self.project
         consumer = AIOKafkaConsumer(
             **reader_kwargs(s.kafka, f"{w.app_id}-{self.source.name}-owner"), auto_offset_reset="earliest"
         )
@@ -132,13 +137,18 @@ class AtomicSourceService(Service):
     async def _elect(self) -> AtomicPipeline | None:
         """The pipeline, assigned and seeked, when this worker got the ownership; else None."""
         name = self.source.name
-        p = self._build()
+        sink = self._sink()
         try:
-            await p.sink.connection()
+            await sink.connection()
         except (OwnershipLost, TransientError) as exc:
-            await p.sink.close()
+            await sink.close()
             log.debug("source %s: standby (%s)", name, exc)
             return None
+        try:
+            p = self._build(sink)
+        except BaseException:
+            await sink.close()  # the lock goes with the session
+            raise
         log.info("source %s: this worker owns its transactions now", name)
         self.tx_metrics.owner.labels(source=name).set(1)
         try:
