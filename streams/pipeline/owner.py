@@ -71,15 +71,16 @@ class AtomicSourceService(Service):
         self.settings, self.ps, self.project, self.source = settings, ps, project, source
         self.conninfo, self.main, self.tx_metrics = conninfo, main, tx_metrics
         self.pipeline: AtomicPipeline | None = None
+        self.closing = False  # set by on_stop: an election that ends after it must not run
 
     @Service.task
     async def _own(self) -> None:
         name = self.source.name
-        while not self.should_stop:
+        while not self.should_stop and not self.closing:
             p: AtomicPipeline | None = None
             try:
                 p = await self._elect()
-                if p is not None:
+                if p is not None and not self.closing:  # a worker stopping does not take over
                     self.pipeline = p
                     await p.run()
             except asyncio.CancelledError:
@@ -98,7 +99,7 @@ class AtomicSourceService(Service):
                 if p is not None:
                     await self._close(p)
                     self.pipeline = None
-            if not self.should_stop:
+            if not self.should_stop and not self.closing:
                 await self.sleep(STANDBY_RETRY_S)
 
     def _sink(self) -> OwnedSink:
@@ -216,6 +217,7 @@ class AtomicSourceService(Service):
                     log.debug("source %s: close: %s", self.source.name, exc)
 
     async def on_stop(self) -> None:
+        self.closing = True
         p = self.pipeline
         if p is not None:
             p.stopping.set()

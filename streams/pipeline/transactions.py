@@ -67,6 +67,7 @@ class Tx:
     prior: dict[str, int] = field(default_factory=dict)  # applied before a restart (split progress)
     released: dict[str, int] = field(default_factory=dict)  # released while split, by collection
     end: Mapping[str, int] | None = None
+    end_seen: float | None = None  # when END arrived
     split: bool = False
     done: bool = False
     buffered: int = 0
@@ -172,7 +173,7 @@ class Gate:
                 if m is not None and m.key not in self.recent:
                     tx = self._tx(m.key, now)
                     if m.status == END and tx.end is None:
-                        tx.end = dict(m.counts)
+                        tx.end, tx.end_seen = dict(m.counts), now
                         self.ends.append(m.key)
                 else:
                     m = None  # not one, or a late duplicate: its offset goes with the next release
@@ -193,7 +194,7 @@ class Gate:
         out = Release()
         while self.ends:
             tx = self.txs[self.ends[0]]
-            if not tx.complete(self.consumed):
+            if not tx.complete(self.consumed) and not self._gave_up(tx, now):
                 break
             self.ends.popleft()
             tx.done = True
@@ -224,6 +225,20 @@ class Gate:
                 mq.popleft()
         self._forget_done()
         return out
+
+    def _gave_up(self, tx: Tx, now: float) -> bool:
+        """A split transaction whose END came ``max_wait_s`` ago and whose counts are still not
+        met (records that never reach the topic, e.g. filtered out by the connector) is finished
+        anyway: its END must not hold every later transaction forever."""
+        end = tx.end
+        if not tx.split or end is None or tx.end_seen is None or now - tx.end_seen <= self.max_wait_s:
+            return False
+        seen = {c: tx.seen.get(c, 0) + tx.prior.get(c, 0) for c in end if c in self.consumed}
+        log.warning(
+            "source %s: transaction %s finished without all of its records: END counts %s, seen %s",
+            self.source, tx.key, dict(end), seen,
+        )  # fmt: skip
+        return True
 
     def _bounds(self, now: float, out: Release) -> None:
         """Split the first transaction over a bound and every one seen before it."""

@@ -155,10 +155,14 @@ def test_atomic_postgresql_transfers_never_show_half_a_transfer(project: Scratch
     assert checker.violations == 0, f"{checker.violations} reads saw half a transfer, e.g. {checker.example}"
     log = p.log()
     assert "owns its transactions now" in log, log[-3000:]
+    group = [line for line in log.splitlines() if "] consuming " in line]
+    assert group, log[-3000:]
+    assert not any(p.pg_prefix in line for line in group), f"the group must not read the source: {group}"
     assert p.metric("changefeed_transactions_released_total", source=p.pg_prefix) >= n
 
     # One 50,000-row transaction: applied in parts (over max_transaction_rows), all of it.
     assert p.worker is not None
+    before = peak_rss_kib(p.worker.pid)
     with p.pg() as pg, pg.transaction():
         pg.execute(
             f"INSERT INTO \"{p.pg_schema}\".big SELECT g, repeat('x', 100) FROM generate_series(1, %s) g",
@@ -182,8 +186,10 @@ def test_atomic_postgresql_transfers_never_show_half_a_transfer(project: Scratch
             60,
             "the split transaction's progress row removed at its END",
         )
+    after = peak_rss_kib(p.worker.pid)
     print(
-        f"worker peak RSS after the {BIG_ROWS}-row transaction: {peak_rss_kib(p.worker.pid) / 1024:.0f} MiB"
+        f"worker peak RSS: {before / 1024:.0f} MiB before the {BIG_ROWS}-row transaction,"
+        f" {after / 1024:.0f} MiB after"
     )
 
 
@@ -350,6 +356,8 @@ def test_owner_sigkilled_three_times_standby_takes_over_and_no_reader_sees_half(
         load.join(120)
         want = pg_balances(p)
         poll(lambda: p.sink_rows("accounts", "id, balance") == want, 180, "every transfer in the sink")
+        verified = p.run("verify", "--wait", "60", "--sink-schema", p.sink_schema)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
         checker.stop.set()
         checker.join(30)
@@ -364,3 +372,60 @@ def test_owner_sigkilled_three_times_standby_takes_over_and_no_reader_sees_half(
     assert kills == 3
     assert checker.reads > 100
     assert checker.violations == 0, f"{checker.violations} reads saw half a transfer, e.g. {checker.example}"
+
+
+@pytest.mark.timeout(900)
+def test_a_worker_killed_inside_a_split_transaction_completes_it_from_the_sink(
+    project: ScratchProject, tmp_path: Path
+) -> None:
+    """The worker is SIGKILLed while a 100,000-row transaction is applied in parts: its earlier
+    parts are below the stored offsets and never re-read, so the next worker completes it from
+    the progress stored with them — at its END, not at the (long) deadline."""
+    p = project
+    p.pg_tables({"big": "id int PRIMARY KEY, v text"})
+    p.tables_file(
+        f'[[tables]]\nsource = "{p.pg_schema}.big"\nsink = "big"\n'
+        f'[[sources]]\nconnector = "{p.pg_connector}"\ntransactions = "atomic"\n'
+        "max_transaction_rows = 2000\nmax_transaction_wait_s = 600\n"
+    )
+    p.start()
+    assert p.worker is not None
+    with p.pg() as pg:  # the topics exist and are assigned before the big transaction
+        pg.execute(f"INSERT INTO \"{p.pg_schema}\".big VALUES (0, 'first')")
+    poll(lambda: p.sink_rows("big", "count(*)", "true") == [(1,)], 180, "the first row in the sink")
+    rows = 100_000
+
+    def progress() -> int:
+        with p.sink() as sink:
+            query = (
+                f'SELECT sum((applied ->> %s)::bigint) FROM "{p.sink_schema}".changefeed_transaction_progress'
+            )
+            row = sink.execute(query, [f"{p.pg_schema}.big"]).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    with p.pg() as pg, pg.transaction():
+        pg.execute(
+            f"INSERT INTO \"{p.pg_schema}\".big SELECT g, repeat('y', 100) FROM generate_series(1, %s) g",
+            [rows],
+        )
+    poll(lambda: progress() > 0, 120, "a part of the big transaction applied", interval_s=0.05)
+    p.worker.send_signal(signal.SIGKILL)
+    p.worker.wait(10)
+    stored = progress()
+    in_sink = p.sink_rows("big", "count(*)", "true")[0][0] - 1
+    assert 0 < stored < rows, f"killed after {stored} of {rows} rows: not inside the transaction"
+    assert in_sink == stored, "the stored progress counts exactly the rows committed with it"
+
+    log_path = tmp_path / "worker-after.log"
+    with log_path.open("ab") as log:
+        after = subprocess.Popen([CF, "worker"], cwd=REPO, env=p.env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        poll(lambda: p.sink_rows("big", "count(*)", "true") == [(rows + 1,)], 300, "every row in the sink")
+        poll(lambda: progress() == 0, 60, "the progress row removed at the transaction's END")
+    finally:
+        after.terminate()
+        after.wait(30)
+    text = log_path.read_text(errors="replace")
+    assert "resuming split transactions" in text, text[-3000:]
+    assert "incomplete after" not in text + p.log(), "completed by its END's counts, not the deadline"
+    print(f"\nkilled after {stored} of {rows} rows; the next worker applied the rest")

@@ -196,3 +196,18 @@ def test_postgresql_transactions_are_matched_by_xid() -> None:
     pg = "io.debezium.connector.postgresql.PostgresConnector"
     assert transaction_key(pg, "152943:209340416") == transaction_key(pg, "152943:209353224")
     assert transaction_key("io.debezium.connector.mariadb.MariaDbConnector", "0-1-146606") == "0-1-146606"
+
+
+def test_a_split_transaction_whose_counts_never_meet_is_finished_after_the_deadline() -> None:
+    """Records that never reach the topic (filtered by the connector) must not hold every later
+    transaction behind this END forever."""
+    f, g = Feed(), gate(max_wait_s=30)
+    g.offer([f.begin("t1"), f.rec(ORDERS, "t1"), f.end("t1", orders=2)], 0.0)
+    g.offer([f.begin("t2"), f.rec(ORDERS, "t2"), f.end("t2", orders=1)], 0.0)
+    out = g.release(31.0)
+    assert [s.key for s in out.splits] == ["t1", "t2"]  # both waited too long: applied in parts
+    assert offsets(out.records) == [(ORDERS, 0), (ORDERS, 1)]
+    assert out.marks == [(TX, 0, 0)]  # t1's END still waits for its second record
+    out = g.release(62.0)
+    assert out.finished == ["t1", "t2"]
+    assert out.marks == [(TX, 0, 1), (TX, 0, 2), (TX, 0, 3)]
