@@ -18,9 +18,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import psycopg
+from aiokafka import TopicPartition  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+from kafka import KafkaAdminClient
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.errors import ChangefeedError, DecodeError, MessageOrigin
@@ -37,15 +40,11 @@ from streams.sinks.tx_progress import load_progress_sql, parse_progress, progres
 log = logging.getLogger(__name__)
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
 # How often the owner looks for a declared change topic Connect created after it started.
-TOPIC_CHECK_S = 10.0
+TOPIC_CHECK_S = 2.0
 
 
 class OwnershipLost(ChangefeedError):
     """This worker does not (or no longer) own the atomic source: back to standby."""
-
-
-class TopicsChanged(ChangefeedError):
-    """A declared topic appeared after the assignment: assign again (from the sink's offsets)."""
 
 
 def owner_lock_key(schema: str, group: str, source: str) -> str:
@@ -215,8 +214,11 @@ class AtomicPipeline(Pipeline):
 
     sink: OwnedSink
 
-    def __init__(self, *args: Any, source: AtomicSource, tx_metrics: TransactionMetrics, **kw: Any) -> None:
+    def __init__(
+        self, *args: Any, source: AtomicSource, tx_metrics: TransactionMetrics, bootstrap: str, **kw: Any
+    ) -> None:
         super().__init__(*args, **kw)
+        self.bootstrap = bootstrap
         self.source, self.tx_metrics = source, tx_metrics
         self.gate = build_gate(source, self.handler)
         self.watched: set[str] = set()  # declared topics that existed at the assignment
@@ -251,10 +253,51 @@ class AtomicPipeline(Pipeline):
 
     async def _check_topics(self) -> None:
         existing = set(await self.consumer.topics())
-        appeared = (set(self.source.topics) & existing) - self.watched
+        appeared = sorted((set(self.source.topics) & existing) - self.watched)
         if appeared:
-            msg = f"source {self.source.name}: {', '.join(sorted(appeared))} appeared; assigning again"
-            raise TopicsChanged(msg)
+            log.info("source %s: %s appeared", self.source.name, ", ".join(appeared))
+            await self.assign_topics(appeared)
+
+    async def assign_topics(self, topics: list[str]) -> None:
+        """Add every partition of ``topics`` to the assignment, from the sink's stored offsets
+        (the beginning without one). In place: the partitions already read keep their positions,
+        so the gate's buffers stay consistent (a topic Debezium creates with its first record
+        must not cost a re-election)."""
+        consumer = self.consumer
+        counts = await asyncio.to_thread(partitions_of, self.bootstrap, topics)
+        kept = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+        new = [TopicPartition(t, n) for t in topics for n in counts.get(t, ())]
+        consumer.assign([*kept, *new])  # aiokafka forgets the old positions: put them back
+        for tp, position in kept.items():
+            consumer.seek(tp, position)
+        for topic in topics:
+            numbers = [tp.partition for tp in new if tp.topic == topic]
+            stored = await self.backoff.retry(
+                f"offset load {topic}", partial(self.sink.assign, topic, numbers)
+            )
+            for n in numbers:
+                if n in stored:
+                    consumer.seek(TopicPartition(topic, n), stored[n])
+                else:
+                    await consumer.seek_to_beginning(TopicPartition(topic, n))
+        self.watched |= {t for t in topics if counts.get(t)}
+        where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in new)
+        log.info("source %s: assigned %s", self.source.name, where or "nothing yet")
 
     async def _commit(self, result: FlushResult) -> None:
         del result  # the sink's offsets are the only ones: the owner's consumer has no group
+
+
+def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
+    """Each topic's partition numbers (blocking: run in a thread). The consumer's own metadata
+    holds only the topics it already consumes, and a manual assignment needs them first."""
+    if not topics:
+        return {}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="changefeed-owner-admin")
+    try:
+        return {
+            str(t["name"]): sorted(int(p["partition_index"]) for p in t.get("partitions") or ())
+            for t in admin.describe_topics(topics)
+        }
+    finally:
+        admin.close()

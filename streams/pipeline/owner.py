@@ -20,11 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import partial
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from kafka import KafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from mode import Service
 
 from streams.codecs import AvroDecoder
@@ -33,7 +31,6 @@ from streams.pipeline.atomic import (
     AtomicPipeline,
     OwnedSink,
     OwnershipLost,
-    TopicsChanged,
     TransactionMetrics,
 )
 from streams.pipeline.clients import events_producer_config, producer_kwargs, reader_kwargs
@@ -87,8 +84,6 @@ class AtomicSourceService(Service):
                 raise
             except OwnershipLost as exc:
                 log.warning("%s; standing by", exc)
-            except TopicsChanged as exc:
-                log.info("%s", exc)
             except ChangefeedError as exc:
                 log.warning(
                     "source %s: owner stopped (%s: %s); electing again", name, type(exc).__name__, exc
@@ -130,7 +125,7 @@ class AtomicSourceService(Service):
         events = LibrdkafkaEvents(events_producer_config(s.kafka, w)) if encoders is not None else None
         p = AtomicPipeline(
             consumer, producer, sink, handler, self.ps, s.kafka, events,
-            source=self.source, tx_metrics=self.tx_metrics,
+            source=self.source, tx_metrics=self.tx_metrics, bootstrap=s.kafka.bootstrap_servers,
         )  # fmt: skip
         p.metrics = self.main.metrics  # one scrape endpoint: the worker's
         return p
@@ -159,7 +154,7 @@ class AtomicSourceService(Service):
             existing = set(await p.consumer.topics())
             if self.source.transaction_topic not in existing:
                 self._missing_transaction_topic()
-            await self._assign(p, existing)
+            await p.assign_topics([t for t in self.source.topics if t in existing])
         except BaseException:
             await self._close(p)
             raise
@@ -181,31 +176,6 @@ class AtomicSourceService(Service):
             self.source.name, self.source.transaction_topic,
         )  # fmt: skip
 
-    async def _assign(self, p: AtomicPipeline, existing: set[str]) -> None:
-        """Every partition of the source's existing topics, from the sink's stored offsets."""
-        consumer = p.consumer
-        wanted = [t for t in self.source.topics if t in existing]
-        counts = await asyncio.to_thread(partitions_of, self.settings.kafka.bootstrap_servers, wanted)
-        parts: list[TopicPartition] = []
-        for topic in self.source.topics:
-            if topic not in existing:
-                continue
-            p.watched.add(topic)
-            parts += [TopicPartition(topic, n) for n in counts.get(topic, ())]
-        consumer.assign(parts)
-        for topic in sorted({tp.topic for tp in parts}):
-            numbers = [tp.partition for tp in parts if tp.topic == topic]
-            stored = await p.backoff.retry(f"offset load {topic}", partial(p.sink.assign, topic, numbers))
-            for n in numbers:
-                tp = TopicPartition(topic, n)
-                if n in stored:
-                    consumer.seek(tp, stored[n])
-                else:
-                    await consumer.seek_to_beginning(tp)
-        log.info(
-            "source %s: assigned %s", self.source.name, ", ".join(f"{t.topic}[{t.partition}]" for t in parts)
-        )
-
     async def _close(self, p: AtomicPipeline) -> None:
         p.stopping.set()
         self.tx_metrics.owner.labels(source=self.source.name).set(0)
@@ -223,18 +193,3 @@ class AtomicSourceService(Service):
             p.stopping.set()
             async with p.lock:  # the batch in flight finishes first
                 pass
-
-
-def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
-    """Each topic's partition numbers (blocking: run in a thread). The consumer's own metadata
-    holds only the topics it already consumes, and a manual assignment needs them first."""
-    if not topics:
-        return {}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="changefeed-owner-admin")
-    try:
-        return {
-            str(t["name"]): sorted(int(p["partition_index"]) for p in t.get("partitions") or ())
-            for t in admin.describe_topics(topics)
-        }
-    finally:
-        admin.close()

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -100,6 +101,27 @@ def pg_balances(p: ScratchProject) -> list[tuple[Any, ...]]:
         return pg.execute(f'SELECT id, balance FROM "{p.pg_schema}".accounts ORDER BY id').fetchall()
 
 
+def latency_quantiles(p: ScratchProject, table: str) -> str:
+    """p50/p99 of the worker's source-commit → sink-commit histogram for ``table`` (bucket upper
+    bounds: an estimate, for the report)."""
+    text = httpx.get(f"http://127.0.0.1:{p.metrics_port}/metrics", timeout=5).text
+    name = "changefeed_end_to_end_latency_seconds_bucket{"
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith(name) and f'table="{p.sink_schema}.{table}"' in line:
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float(le), float(line.rpartition(" ")[2])))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    if not total:
+        return "no samples"
+    out = []
+    for q in (0.5, 0.99):
+        le = next(b for b, n in buckets if n >= q * total)
+        out.append(f"p{int(q * 100)} <= {le:g} s")
+    return ", ".join(out) + f" ({total:.0f} rows)"
+
+
 def peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -143,6 +165,7 @@ def _run_transfers(p: ScratchProject) -> tuple[Checker, int]:
         checker.stop.set()
         checker.join(30)
     print(f"\n{n} transfers at {rate:.0f} tx/s; {checker.reads} sink reads, {checker.violations} violations")
+    print(f"end-to-end latency: {latency_quantiles(p, 'accounts')}")
     return checker, n
 
 
