@@ -36,8 +36,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from streams.errors import ConfigError
-from streams.project.sources import SourceSpec
 from streams.project.invariants import Invariants
+from streams.project.sources import SourceSpec
 from streams.sinks.mapping import ConflictPolicy, DeletePolicy, TruncatePolicy
 
 
