@@ -23,23 +23,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-u
 from mode import Service, Worker
 from psycopg.conninfo import make_conninfo
 
-from streams.codecs import AvroDecoder
 from streams.connect.heal import HealService
 from streams.connect.health import slot_health
 from streams.errors import ChangefeedError
-from streams.pipeline import Handler, Pipeline, PipelineSettings, Rebalance
+from streams.pipeline import Pipeline, PipelineSettings, Rebalance
+from streams.pipeline.assemble import handler_and_events
 from streams.pipeline.ck_consumer import CkConsumer, consumer_config
-from streams.pipeline.clients import consumer_kwargs, events_producer_config, producer_kwargs
-from streams.pipeline.events_out import LibrdkafkaEvents
-from streams.pipeline.publisher import Encoders
+from streams.pipeline.clients import consumer_kwargs, producer_kwargs
 from streams.pipeline.shutdown import stop_pipeline
 from streams.pipeline.topics import ensure_topics
 from streams.project import Project, load_project
-from streams.registry.client import RegistryClient
 from streams.settings import Settings
 from streams.sinks import AsyncPostgresSink
 from streams.sinks.mapping import with_extra_columns
-from streams.sinks.previous import PreviousRows
 from streams.sinks.roles import worker_login_conninfo
 from streams.stop_signals import bounded_worker
 
@@ -109,13 +105,7 @@ class PipelineService(Service):
             else AIOKafkaConsumer(**consumer_kwargs(s.kafka, w))
         )
         producer = AIOKafkaProducer(**producer_kwargs(s.kafka, w))
-        registry = RegistryClient(s.registry.url)
-        encoders = Encoders(registry) if self.ps.publish_domain_events else None
-        # Only the transforms' events need the rebuilt before image; without publishing, skip it.
-        before = project.registry.before
-        previous = PreviousRows(sink, before) if encoders is not None and before else None
-        handler = Handler(AvroDecoder(registry), project.registry, encoders, sink, previous)
-        events = LibrdkafkaEvents(events_producer_config(s.kafka, w)) if encoders is not None else None
+        handler, events = handler_and_events(s, self.ps, project, sink)
         return Pipeline(consumer, producer, sink, handler, self.ps, s.kafka, events)
 
     async def on_start(self) -> None:

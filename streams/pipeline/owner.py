@@ -25,25 +25,20 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from mode import Service
 
-from streams.codecs import AvroDecoder
 from streams.errors import ChangefeedError, TransientError
+from streams.pipeline.assemble import handler_and_events
 from streams.pipeline.atomic import (
     AtomicPipeline,
     OwnedSink,
     OwnershipLost,
     TransactionMetrics,
 )
-from streams.pipeline.clients import events_producer_config, producer_kwargs, reader_kwargs
-from streams.pipeline.events_out import LibrdkafkaEvents
-from streams.pipeline.handle import Handler
+from streams.pipeline.clients import producer_kwargs, reader_kwargs
 from streams.pipeline.loop import Pipeline
-from streams.pipeline.publisher import Encoders
 from streams.project import Project
 from streams.project.sources import AtomicSource
-from streams.registry.client import RegistryClient
 from streams.settings import PipelineSettings, Settings
 from streams.sinks.mapping import with_extra_columns
-from streams.sinks.previous import PreviousRows
 
 log = logging.getLogger(__name__)
 STANDBY_RETRY_S = 3.0
@@ -117,12 +112,7 @@ class AtomicSourceService(Service):
             **reader_kwargs(s.kafka, f"{w.app_id}-{self.source.name}-owner"), auto_offset_reset="earliest"
         )
         producer = AIOKafkaProducer(**producer_kwargs(s.kafka, w))
-        registry = RegistryClient(s.registry.url)
-        encoders = Encoders(registry) if self.ps.publish_domain_events else None
-        before = project.registry.before
-        previous = PreviousRows(sink, before) if encoders is not None and before else None
-        handler = Handler(AvroDecoder(registry), project.registry, encoders, sink, previous)
-        events = LibrdkafkaEvents(events_producer_config(s.kafka, w)) if encoders is not None else None
+        handler, events = handler_and_events(s, self.ps, project, sink)
         p = AtomicPipeline(
             consumer, producer, sink, handler, self.ps, s.kafka, events,
             source=self.source, tx_metrics=self.tx_metrics, bootstrap=s.kafka.bootstrap_servers,

@@ -31,12 +31,6 @@ TOTAL, ORPHANS = "order total equals the sum of its lines", "every order line ha
 
 
 @pytest.fixture
-def sink(settings: Settings, stack: StackContext) -> Iterator[psycopg.Connection[Any]]:
-    with connections.postgres(settings.sink_postgres) as conn:
-        yield conn
-
-
-@pytest.fixture
 def schema(sink: psycopg.Connection[Any]) -> Iterator[str]:
     name = f"cf_inv_{uuid.uuid4().hex[:10]}"
     sink.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))

@@ -24,12 +24,6 @@ from tests.integration.demo.mirror import demo_mappings, materialize
 
 
 @pytest.fixture
-def sink(settings: Settings, stack: StackContext) -> Iterator[psycopg.Connection[Any]]:
-    with connections.postgres(settings.sink_postgres) as conn:
-        yield conn
-
-
-@pytest.fixture
 def schema(sink: psycopg.Connection[Any]) -> Iterator[str]:
     name = f"cf_verify_{uuid.uuid4().hex[:10]}"
     sink.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))

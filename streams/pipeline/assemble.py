@@ -1,0 +1,31 @@
+"""What every pipeline of a worker is built from besides its consumer and sink: the record
+handler (decoder, the project's transforms, the encoders and rebuilt before images) and the
+domain-event producer. The group's pipeline (streams.app) and an atomic source's owner
+(streams.pipeline.owner) are assembled the same way."""
+
+from __future__ import annotations
+
+from streams.codecs import AvroDecoder
+from streams.pipeline.clients import events_producer_config
+from streams.pipeline.events_out import LibrdkafkaEvents
+from streams.pipeline.handle import Handler
+from streams.pipeline.publisher import Encoders
+from streams.project import Project
+from streams.registry.client import RegistryClient
+from streams.settings import PipelineSettings, Settings
+from streams.sinks import AsyncPostgresSink
+from streams.sinks.previous import PreviousRows
+
+
+def handler_and_events(
+    settings: Settings, ps: PipelineSettings, project: Project, sink: AsyncPostgresSink
+) -> tuple[Handler, LibrdkafkaEvents | None]:
+    registry = RegistryClient(settings.registry.url)
+    encoders = Encoders(registry) if ps.publish_domain_events else None
+    # Only the transforms' events need the rebuilt before image; without publishing, skip it.
+    before = project.registry.before
+    previous = PreviousRows(sink, before) if encoders is not None and before else None
+    handler = Handler(AvroDecoder(registry), project.registry, encoders, sink, previous)
+    if encoders is None:
+        return handler, None
+    return handler, LibrdkafkaEvents(events_producer_config(settings.kafka, settings.worker))
