@@ -1,7 +1,8 @@
 """``changefeed health``'s checks over one snapshot (pure): one line per failing check.
 
 The same thresholds as the Prometheus alert rules in ``compose/prometheus/alerts.yml``, so a
-script's probe and a page agree on what is wrong.
+script's probe and a page agree on what is wrong. Atomic sources are judged over time by
+``streams.dashboard.atomic.Watch`` (``snap.atomic``); a STALLED one fails here, a WARN does not.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.connect.health import human_bytes
+from streams.dashboard.atomic import stalled
 from streams.dashboard.collect import Snapshot
 
 
@@ -48,4 +50,5 @@ def failing(snap: Snapshot, limits: Limits) -> list[str]:
             out.append(f"{s.name}: retains {human_bytes(s.retained_bytes)} of WAL (limit {limit})")
     if not any("worker group" in e for e in snap.errors) and len(snap.workers) < limits.min_workers:
         out.append(f"workers: {len(snap.workers)} in group {snap.group} (need {limits.min_workers})")
+    out += stalled(snap.atomic)
     return out

@@ -24,6 +24,7 @@ from psycopg import sql
 
 from streams.connect.heal import first_line
 from streams.connect.health import gather
+from streams.dashboard.atomic import AtomicRow, Reading, readings
 from streams.project import load_project
 from streams.registry.client import RegistryClient
 from streams.settings import Settings
@@ -93,6 +94,10 @@ class Snapshot:
     other_subjects: int = 0  # subjects of topics this project neither reads nor publishes
     # sink table -> cumulative end-to-end latency histogram ({le: count}) over the workers scraped
     latency_buckets: dict[str, dict[float, float]] = field(default_factory=dict)
+    # atomic source -> its max_transaction_wait_s (the tables file's [[sources]])
+    atomic_declared: dict[str, float] = field(default_factory=dict)
+    atomic_readings: dict[str, Reading] = field(default_factory=dict)  # summed over the workers scraped
+    atomic: list[AtomicRow] = field(default_factory=list)  # judged by a Watch (streams.dashboard.atomic)
     problems: list[str] = field(default_factory=list)  # what is broken (health's lines)
     errors: list[str] = field(default_factory=list)  # parts that could not be read
     took_s: float = 0.0
@@ -270,12 +275,14 @@ def latency_buckets(text: str) -> dict[str, dict[float, float]]:
 
 
 def scrape(urls: Iterable[str], snap: Snapshot) -> None:
-    """Sum the workers' latency histograms; a worker that is not running is simply absent."""
+    """Sum the workers' latency histograms and atomic sources' series; a worker that is not
+    running is simply absent."""
     for url in urls:
         try:
             text = httpx.get(url, timeout=_TIMEOUT_S).text
         except httpx.HTTPError:
             continue
+        readings(text, snap.atomic_readings)
         for table, buckets in latency_buckets(text).items():
             mine = snap.latency_buckets.setdefault(table, {})
             for le, n in buckets.items():
@@ -288,7 +295,10 @@ def look(
     """Everything once. ``slow=False`` skips the registry (it changes only with a deployment)."""
     started = time.monotonic()
     snap = Snapshot(time.time(), settings.worker.app_id)
-    snap.project_connectors = _part(snap, "project", lambda: list(load_project(settings).connectors), [])
+    project = _part(snap, "project", lambda: load_project(settings), None)
+    if project is not None:
+        snap.project_connectors = list(project.connectors)
+        snap.atomic_declared = {a.name: a.spec.max_transaction_wait_s for a in project.atomic}
     _part(snap, "capture", lambda: connectors_and_sources(settings, snap), None)
     _part(snap, "sink tables", lambda: tables(settings, snap, schema or settings.pipeline.sink_schema), None)
     _part(snap, "worker group", lambda: workers(settings, snap), None)

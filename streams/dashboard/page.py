@@ -83,6 +83,30 @@ def tables(snap: Snapshot, history: History) -> str:
     return _table("Tables", head, rows, "no declared tables", "tables")
 
 
+def atomic(snap: Snapshot) -> str:
+    """Atomic sources: owned by exactly one worker, releasing transactions, split or not."""
+    if not snap.atomic:
+        return ""  # no [[sources]] marked atomic: nothing to show
+    rows = []
+    for a in snap.atomic:
+        owner = {0: "no", 1: "yes"}.get(a.owners, f"{a.owners} workers")
+        state = {"OK": "", "WARN": "warn"}.get(a.state, "bad")
+        rows.append(
+            f'<tr data-atomic="{escape(a.source)}"><th>{escape(a.source)}</th>'
+            + _cell("state", a.state, state)
+            + _cell("owned", owner, "" if a.owners == 1 else "bad")
+            + _cell("buffered", str(a.buffered))
+            + _cell("buffered_rows", str(a.buffered_rows))
+            + _cell("released", f"{a.released:.0f}")
+            + _cell("splits", str(a.splits), "warn" if a.splits else "")
+            + _cell("reason", a.reason, state)
+            + "</tr>"
+        )
+    head = ["atomic source", "state", "owned", "buffered tx", "buffered rows", "released", "splits",
+            "what to do"]  # fmt: skip
+    return _table("Atomic sources (whole transactions)", head, rows, "", "atomic")
+
+
 def sources(snap: Snapshot) -> str:
     rows = []
     for s in snap.sources:
@@ -171,6 +195,7 @@ def live(snap: Snapshot, history: History) -> str:
         + banner
         + connectors(snap)
         + tables(snap, history)
+        + atomic(snap)
         + chart(history, snap.at)
         + sources(snap)
         + workers(snap)

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streams.dashboard.atomic import Watch
 from streams.dashboard.collect import Snapshot, look
 from streams.dashboard.exporter import SnapshotCollector
 from streams.dashboard.history import History
@@ -50,6 +51,7 @@ class Dashboard:
         )
         self.reader = reader
         self.history = History()
+        self.watch = Watch()  # since when each atomic source is unowned / not releasing
         self.snapshot: Snapshot | None = None
         self.version = 0
         self.changed = asyncio.Condition()
@@ -64,6 +66,7 @@ class Dashboard:
             snap = await asyncio.to_thread(self.reader, self.settings, self.metrics_urls, self.schema, slow)
             if not slow and self.snapshot is not None:
                 snap.subjects, snap.other_subjects = self.snapshot.subjects, self.snapshot.other_subjects
+            snap.atomic = self.watch.judge(snap.at, snap.atomic_declared, snap.atomic_readings)
             self.history.add(snap)
             async with self.changed:
                 self.snapshot, self.version = snap, self.version + 1

@@ -64,6 +64,9 @@ class AtomicSourceService(Service):
         self.conninfo, self.main, self.tx_metrics = conninfo, main, tx_metrics
         self.pipeline: AtomicPipeline | None = None
         self.closing = False  # set by on_stop: an election that ends after it must not run
+        # A standby says 0 rather than nothing: a source no worker owns is then a series summing
+        # to 0 (alert AtomicSourceUnowned), not an absent one no rule can see.
+        tx_metrics.owner.labels(source=source.name).set(0)
 
     @Service.task
     async def _own(self) -> None:

@@ -21,6 +21,7 @@ from prometheus_client import generate_latest
 from streams.connect.health import SlotHealth
 from streams.dashboard.collect import Connector, Snapshot, Source, TableRow
 from streams.dashboard.exporter import SnapshotCollector
+from streams.pipeline.atomic import TransactionMetrics
 from streams.pipeline.metrics import PipelineMetrics
 from streams.stack.paths import repo_root
 
@@ -43,7 +44,7 @@ def test_scrape_config_is_valid() -> None:
 
 
 def test_alert_rules_are_valid() -> None:
-    assert "SUCCESS: 5 rules found" in _promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 8 rules found" in _promtool("check", "rules", "alerts.yml")
 
 
 def test_alert_rules_fire_when_they_should() -> None:
@@ -68,6 +69,12 @@ def exported_names() -> set[str]:
     m.flush_seconds.observe(0.1)
     m.batch_records.observe(1)
     m.rebalances.inc()
+    tx = TransactionMetrics(m.registry)
+    tx.owner.labels(source="s").set(1)
+    tx.buffered.labels(source="s").set(0)
+    tx.buffered_rows.labels(source="s").set(0)
+    tx.released.labels(source="s").inc()
+    tx.split.labels(source="s", reason="wait").inc()
     text = generate_latest(m.registry).decode()
     return {
         line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")
@@ -97,5 +104,8 @@ def test_alert_rules_cover_the_issue(tmp_path: Path) -> None:
         "ChangefeedDeadLettersGrowing",
         "ChangefeedSlotRetainingWal",
         "ChangefeedWorkerGroupEmpty",
+        "AtomicSourceUnowned",
+        "AtomicTransactionsStuck",
+        "AtomicTransactionsSplit",
     ):
         assert f"alert: {alert}" in rules
