@@ -54,9 +54,11 @@ def health(
     """Connectors RUNNING, lag, slot retention, workers in the group, atomic sources owned and
     releasing, every service readable."""
     settings = settings_of(ctx)
-    urls = list(metrics) if metrics else default_metrics_urls(settings)
-    snap = look(settings, urls, schema=sink_schema)
-    watch_atomic(snap, urls, atomic_watch)
+    snap = look(settings, schema=sink_schema)
+    if snap.atomic_declared:  # only then are the workers' metrics needed
+        urls = list(metrics) if metrics else default_metrics_urls(settings)
+        scrape(urls, snap)
+        watch_atomic(snap, urls, atomic_watch)
     lines = failing(snap, Limits(max_lag, max_slot_bytes, min_workers))
     for line in warnings(snap.atomic):
         typer.echo(f"warn: {line}", err=True)
