@@ -152,3 +152,31 @@ def test_page_shows_each_atomic_source() -> None:
     assert '<tr data-atomic="&lt;pay&gt;">' in html
     assert '<td data-field="owned" class="bad">no</td>' in html
     assert '<td data-field="state" class="bad">STALLED</td>' in html
+
+
+async def test_the_dashboard_judges_each_look_with_one_watch() -> None:
+    """The server keeps one ``Watch`` across looks: a source unowned on every look turns STALLED
+    once its looks span the grace (one look alone never could)."""
+    import asyncio
+    from collections.abc import Sequence
+
+    from streams.dashboard.server import Dashboard
+    from streams.settings import Settings
+
+    clock = iter([0.0, 10.0, 31.0, *range(32, 400)])
+
+    def reader(settings: Settings, urls: Sequence[str], schema: str | None, slow: bool) -> Snapshot:
+        s = Snapshot(next(clock), "grp", atomic_declared=dict(WAIT))
+        s.atomic_readings = {"orders": owned(owners=0)}
+        return s
+
+    board = Dashboard(Settings(), interval_s=0.0, reader=reader)
+    task = asyncio.create_task(board.collect_forever())
+    try:
+        snap = await asyncio.wait_for(board.newer(0), 10)
+        while snap.at < 31.0:  # each look judged by the same watch, whichever the page sees
+            snap = await asyncio.wait_for(board.newer(board.version), 10)
+    finally:
+        task.cancel()
+    assert snap.atomic[0].state == STALLED  # unowned since the look at 0 s: past the 30 s grace
+    assert f"no worker owns it for {snap.at:.0f} s" in snap.atomic[0].reason
