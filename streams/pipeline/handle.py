@@ -20,7 +20,7 @@ from streams.project.events import OutboxMessage
 from streams.project.handlers import HandlerRegistry
 from streams.sinks import AsyncPostgresSink
 from streams.sinks.carry import new_key_of, old_key_of
-from streams.sinks.previous import PreviousRows, may_need_previous
+from streams.sinks.previous import PreviousRows
 
 
 class Record(Protocol):
@@ -56,44 +56,28 @@ class Handler:
         self._keys: dict[tuple[str, int, int], Any] = {}
         # Values the transaction gate already decoded (streams.pipeline.atomic), likewise.
         self.values: dict[tuple[str, int, int], Any] = {}
-        # Values prefetch put there (handle() pops them; a failed poll's leftovers go next poll).
-        self._prefetched: list[tuple[str, int, int]] = []
 
     def _decode(self, data: bytes | None, origin: MessageOrigin) -> Any:
         return None if data is None else self.decoder.decode(data, origin)
 
     async def prefetch(self, records: Sequence[Record]) -> None:
-        """One sink query per poll for the rows its updates without a before image replace.
-
-        Decodes the keys and values of the served tables' records once, for ``handle`` too: only
-        an update without a before image needs its stored row (an insert-heavy poll asked the
-        sink for every key it carried, and paid for sending them).
-        """
+        """One sink query per poll for the rows its updates replace (not one per update)."""
         if self.previous is None or self.encoders is None:
             return
         keys: dict[str, list[Mapping[str, Any]]] = {}
         self._keys.clear()
-        for at in self._prefetched:  # left by a poll that failed before handling them
-            self.values.pop(at, None)
-        self._prefetched = []
         for r in records:
             if r.key is None or r.topic.startswith(OUTBOX_PREFIX + "."):
                 continue
             table = self._tables.get(r.topic) or _table_of(r.topic)
             if table is None or table not in self.previous.tables:
                 continue
-            at = (r.topic, r.partition, r.offset)
             try:
-                key = self._decode(r.key, MessageOrigin(*at))
-                if at in self.values:
-                    value = self.values[at]
-                else:
-                    value = self.values[at] = self._decode(r.value, MessageOrigin(*at))
-                    self._prefetched.append(at)
+                key = self._decode(r.key, MessageOrigin(r.topic, r.partition, r.offset))
             except DecodeError:
                 continue  # handle() dead-letters it
-            self._keys[at] = key
-            if isinstance(key, Mapping) and may_need_previous(value):
+            self._keys[(r.topic, r.partition, r.offset)] = key
+            if isinstance(key, Mapping):
                 keys.setdefault(table, []).append(key)
         await self.previous.prefetch(keys)
 

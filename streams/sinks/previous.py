@@ -47,20 +47,6 @@ def _value_index(m: TableMapping) -> dict[str, int]:
     return {c.name: i for i, c in enumerate(m.value_columns)}
 
 
-def may_need_previous(value: Any) -> bool:
-    """Whether a decoded change value may be an update ``fill`` rebuilds a before image for.
-
-    A superset: what ``fill`` needs but prefetch did not fetch costs a query of its own. Only
-    what is surely not an update without a before image (an insert, a delete, a tombstone, an
-    update that carries its before image) is left out.
-    """
-    if value is None:
-        return False
-    if not isinstance(value, Mapping) or "op" not in value:
-        return True  # an unusual shape (a wrapped JSON envelope): let fill decide, as before
-    return value["op"] == "u" and value.get("before") is None
-
-
 class PreviousRows:
     """Rebuilds ``before`` for updates of ``tables`` from the batch, then the sink.
 
