@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,13 @@ def sample(schema: Any, named: dict[str, Any], rng: random.Random) -> Any:
     kind = schema.get("type") if isinstance(schema, dict) else schema
     logical = schema.get("logicalType") if isinstance(schema, dict) else None
     if logical == "timestamp-micros":
-        at = datetime(2026, 11, 30, tzinfo=UTC) + timedelta(microseconds=rng.randrange(-(10**15), 10**15))
-        return at if rng.random() < 0.7 else int(at.timestamp() * 1_000_000)
+        # 1963..2090 in UTC (the events' own), other offsets, naive (local) time, or a number.
+        at = datetime(2026, 11, 30, tzinfo=UTC) + timedelta(
+            microseconds=rng.randrange(-(4 * 10**15), 2 * 10**15)
+        )
+        return rng.choice(
+            [at, at, at, at.astimezone(timezone(timedelta(hours=-7))), at.replace(tzinfo=None), 42]
+        )
     if logical == "uuid":
         u = uuid.UUID(int=rng.getrandbits(128))
         return str(u) if rng.random() < 0.7 else u

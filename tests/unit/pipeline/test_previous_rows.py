@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 from streams.demo.project import shipping_mappings
 from streams.demo.project.customers import BEFORE_COLUMNS, customer_events
 from streams.sinks.flush import SinkCore
-from streams.sinks.previous import PreviousRows
+from streams.sinks.previous import PreviousRows, with_before
 from tests.unit.sinks.sink_events import pg_event
 
 ROW = {"id": 7, "email": "a@x.test", "first_name": "Ada", "last_name": "L", "phone": None, "tier": "gold"}
@@ -64,3 +65,21 @@ def test_inserts_deletes_and_other_tables_are_left_alone() -> None:
     for change in (pg_event("c", ROW, 10), pg_event("d", ROW, 11), pg_event("u", ROW, 12, table="other")):
         assert prev.fill(change) is change
     assert prev.lookups == 0
+
+
+def test_with_before_is_replace_without_the_init() -> None:
+    change = pg_event("u", ROW, 20)
+    before = {"email": "old@x.test"}
+    rebuilt = with_before(change, before)
+    assert rebuilt == replace(change, before=before)
+    assert rebuilt.before is before
+    assert change.before is None
+    assert type(rebuilt) is type(change)
+    assert rebuilt.logical_types is change.logical_types
+
+    @dataclass(frozen=True, slots=True)
+    class Slotted:
+        op: str
+        before: Any = None
+
+    assert with_before(Slotted("u"), before) == Slotted("u", before)  # type: ignore[arg-type]
