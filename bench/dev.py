@@ -105,6 +105,10 @@ def run(ends_file: Path, workload: str, peer: str, processes: int, with_profile:
         f"CPU {res.cpu_s_per_1k:.4f} s/1k, peak RSS {res.peak_rss_mb:.0f} MB, "
         f"row writes {res.row_writes:,} (logs {logs})"
     )
+    if res.settled_events_s:
+        print(
+            f"  after the group settled: {res.settled_events_s:,.0f} ev/s ({res.settled_after_events:,} before)"
+        )
     if prof is not None and prof.exists():
         for kind, rows in profile.summarize(prof, top=25).items():
             print(f"{kind}:")
