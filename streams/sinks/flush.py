@@ -16,10 +16,11 @@ from typing import Any
 from psycopg import sql
 
 from streams.cdc import ChangeEvent, Op
+from streams.errors import SinkRowError, SinkRowErrors
 from streams.sinks.applied import AppliedTracker, store_applied_params, store_applied_sql
 from streams.sinks.batch import UNAVAILABLE_VALUE, Batch, Write, to_write
 from streams.sinks.batch import group as statement_groups
-from streams.sinks.carry import MovedRows, carry_steps, check_inserted
+from streams.sinks.carry import MovedRows, carry_steps, inserted_errors
 from streams.sinks.contract import FlushResult
 from streams.sinks.ddl import mapping_ddl
 from streams.sinks.drift import MissingColumns
@@ -85,16 +86,28 @@ def stored_step(writes: Sequence[Write]) -> Step:
 
 
 def group_steps(
-    writes: Sequence[Write], hard: bool, keep: frozenset[str], result: FlushResult
+    writes: Sequence[Write],
+    hard: bool,
+    keep: frozenset[str],
+    result: FlushResult,
+    rejected: list[SinkRowError] | None = None,
 ) -> Generator[Step, list[Any], None]:
-    """One statement group: write, then look up stored positions only for what was refused."""
+    """One statement group: write, then look up stored positions only for what was refused.
+
+    A write that inserted a kept placeholder (``streams.sinks.carry``) is poison: appended to
+    ``rejected`` (the caller raises them all once every group ran), or raised at once without it.
+    """
     lww = writes[0].mapping.conflict_policy is ConflictPolicy.LAST_WRITER_WINS
     stored: dict[int, bytes | None] = {}
     if lww:  # the pre-write position is the only way to see that an older write won
         stored = {int(i) - 1: _bytes(p) for i, p in (yield stored_step(writes))}
     rows = yield write_steps(writes, hard, keep)
     applied = {int(row[0]) - 1 for row in rows}
-    check_inserted(writes, [int(row[0]) - 1 for row in rows if len(row) > 1 and row[1]])
+    poison = inserted_errors(writes, [int(row[0]) - 1 for row in rows if len(row) > 1 and row[1]])
+    if poison:
+        if rejected is None:
+            raise poison[0]
+        rejected += poison
     refused = [n for n in range(len(writes)) if n not in applied]
     if refused and not lww:
         rows = yield stored_step([writes[n] for n in refused])
@@ -247,9 +260,12 @@ def flush_steps(
             yield Step(statement, (), fetch=False)
     yield from _run(place_steps(batch, schema))  # snapshot points: the first transaction after one
     newest = yield from carried(batch, moved)
+    rejected: list[SinkRowError] = []
     for (m, hard, keep), writes in statement_groups(newest).items():
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
-        yield from group_steps(writes, hard, keep, result)
+        yield from group_steps(writes, hard, keep, result, rejected)
+    if rejected:  # every group ran: all of this attempt's poison at once (the caller rolls back)
+        raise SinkRowErrors(rejected)
     result.superseded = len(batch.writes) - len(newest)
     yield from _run(store_points_steps(batch, schema))
     result.reconciled = yield from _run(batch_reconcile_steps(batch, group, schema))
