@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import sql
 
@@ -29,6 +29,7 @@ from streams.sinks.lookup import lock_keys, lookup_sql
 from streams.sinks.mapping import ConflictPolicy, TableMapping, TruncatePolicy
 from streams.sinks.notices import Notice, notices_params, notices_sql
 from streams.sinks.offsets import store_offsets_params, store_offsets_sql
+from streams.sinks.probe import PlaceholderProbe, probe_steps
 from streams.sinks.reconcile import batch_reconcile_steps, completed_snapshot
 from streams.sinks.snapshot_points import Query, SnapshotTracker, place_steps, store_points_steps
 from streams.sinks.statements import hard_delete_sql, stored_sql, upsert_sql
@@ -36,6 +37,7 @@ from streams.sinks.tables import Resolver, SinkTables
 from streams.sinks.truncate import Truncate, truncate_params, truncate_sql
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -243,9 +245,11 @@ def flush_steps(
     tables: SinkTables | None = None,
     moved: MovedRows | None = None,
     extra: Pending | None = None,
+    probe: PlaceholderProbe | None = None,
 ) -> Generator[Step, list[Any], FlushResult]:
     """Locks, new tables and columns, rows per statement group, truncates, lookups, the ledgers,
-    the offsets — one transaction."""
+    the offsets — one transaction. Poison rows found row by row are raised together
+    (``SinkRowErrors``), before any write while ``probe`` is armed (``streams.sinks.probe``)."""
     result = FlushResult(offsets=dict(batch.next_offsets))
     extra = extra or Pending()
     pending = list(tables.pending.values()) if tables is not None else []
@@ -260,11 +264,18 @@ def flush_steps(
             yield Step(statement, (), fetch=False)
     yield from _run(place_steps(batch, schema))  # snapshot points: the first transaction after one
     newest = yield from carried(batch, moved)
+    if probe is not None and probe.armed():  # name them before any write (streams.sinks.probe)
+        early = yield from _reads(probe_steps(newest))
+        if early:
+            probe.refused()
+            raise SinkRowErrors(early)
     rejected: list[SinkRowError] = []
     for (m, hard, keep), writes in statement_groups(newest).items():
         result.written[m.sink_table] = result.written.get(m.sink_table, 0) + len(writes)
         yield from group_steps(writes, hard, keep, result, rejected)
     if rejected:  # every group ran: all of this attempt's poison at once (the caller rolls back)
+        if probe is not None:
+            probe.refused()
         raise SinkRowErrors(rejected)
     result.superseded = len(batch.writes) - len(newest)
     yield from _run(store_points_steps(batch, schema))
@@ -287,6 +298,17 @@ def flush_steps(
     if extra.applied:  # the applied watermark, with the offsets (read-your-writes waits on it)
         yield Step(store_applied_sql(schema), store_applied_params(group, schema, extra.applied), True)
     return result
+
+
+def _reads(plan: Generator[tuple[Any, list[Any]], list[Any], T]) -> Generator[Step, list[Any], T]:
+    """Drive a plan of reads (query, params) that returns ``T``."""
+    try:
+        query, params = next(plan)
+        while True:
+            query, params = plan.send((yield Step(query, params, fetch=True)))
+    except StopIteration as done:
+        out: T = done.value
+        return out
 
 
 def _run(plan: Generator[Query, list[Any], int]) -> Generator[Step, list[Any], int]:
@@ -325,6 +347,7 @@ class SinkCore:
         self.counts = {"unmapped": 0, "replayed": 0, "tombstones": 0, "truncates": 0}
         self.snapshots = SnapshotTracker()
         self.applied = AppliedTracker()
+        self.probe = PlaceholderProbe()  # placeholder inserts: checked first while they flow
 
     @property
     def mappings(self) -> dict[str, TableMapping]:

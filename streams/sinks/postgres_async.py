@@ -106,6 +106,7 @@ class AsyncPostgresSink(SinkCore):
                     self.tables,
                     self.moved,
                     self.pending,
+                    self.probe,
                 )
             )
         except psycopg.Error as exc:
