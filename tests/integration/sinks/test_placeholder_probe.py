@@ -1,8 +1,9 @@
-"""Placeholder rows with no stored row: every one named per flush attempt, the same ones whether
-the sink finds them after the upsert or, while they flow, with a read before it (real PostgreSQL).
+"""Every poison row of a flush attempt is named at once (real PostgreSQL).
 
-Not poison: a placeholder update of a stored row (the stored value stays), or of a key whose
-newer tombstone refuses the write (a stale update after a hard delete).
+Placeholder rows with no stored row: the same ones whether the sink finds them after the upsert
+or, while they flow, with a read before it. Not poison: a placeholder update of a stored row (the
+stored value stays), or of a key whose newer tombstone refuses the write (a stale update after a
+hard delete). Rows PostgreSQL itself rejects: all of them in one isolation pass.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 
 from streams.errors import SinkRowErrors
-from streams.sinks import UNAVAILABLE_VALUE, PostgresSink
+from streams.sinks import UNAVAILABLE_VALUE, Column, PostgresSink, TableMapping
 from tests.integration.sinks.sink_helpers import TOPIC, customers, event, rows
 
 pytestmark = pytest.mark.integration
@@ -82,3 +83,30 @@ def test_every_placeholder_insert_is_named_in_one_attempt_and_the_probe_names_th
         (8, "g", BIO),
     ]
     assert rows(db, schema, "customer_directory__cf_deleted", "id") == [(2,)]
+
+
+def test_every_row_postgresql_rejects_alone_is_named_in_one_isolation_pass(
+    sink_conninfo: str, schema: str, db: Conn
+) -> None:
+    scores = TableMapping(
+        "public.customers",
+        "scores",
+        [Column("id", type="bigint"), Column("email", type="smallint")],
+        key=["id"],
+        sink_schema=schema,
+    )
+    sink = PostgresSink(sink_conninfo, [scores], "g", control_schema=schema)
+    sink.ensure_schema()
+    for n in range(10):  # every third out of smallint range (22003)
+        sink.add(0, event("c", {"id": n, "email": 99999 if n % 3 == 1 else n}, 100 + n, n))
+    with pytest.raises(SinkRowErrors) as exc:
+        sink.flush()
+    assert [(e.origin.offset, e.sqlstate) for e in exc.value.errors] == [
+        (1, "22003"),
+        (4, "22003"),
+        (7, "22003"),
+    ]
+    assert rows(db, schema, "scores") == []
+    for e in exc.value.errors:
+        assert sink.drop(TOPIC, 0, e.origin.offset)
+    assert sink.flush().applied == 7
