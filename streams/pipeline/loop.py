@@ -242,10 +242,10 @@ class Pipeline:
     async def _flush(self, by_offset: dict[tuple[str, int, int], Any]) -> FlushResult:
         """Flush; every record an attempt rejects is dead-lettered and dropped, then flush again.
 
-        Checks the sink makes row by row (a placeholder insert) report all of a batch's poison in
-        one attempt (``SinkRowErrors``); a row only PostgreSQL refuses (a constraint) is still
-        named one per attempt (``AsyncPostgresSink._isolate``). Each round drops at least one
-        record, so the loop ends: at the latest when the batch is empty.
+        The sink names all of an attempt's poison at once (``SinkRowErrors``: placeholder inserts,
+        and rows PostgreSQL rejects alone, found in one isolation pass); a record whose older
+        write of the same key takes its place may be named by the next attempt. Each round drops
+        at least one record, so the loop ends: at the latest when the batch is empty.
         """
 
         async def attempt() -> FlushResult:
