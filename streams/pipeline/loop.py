@@ -262,8 +262,7 @@ class Pipeline:
                 await self.dead_letters(
                     [(by_offset[(e.origin.topic, e.origin.partition, e.origin.offset)], e) for e in errors]
                 )
-                for e in errors:
-                    self.sink.drop(e.origin.topic, e.origin.partition, e.origin.offset)
+                self.sink.drop_all((e.origin.topic, e.origin.partition, e.origin.offset) for e in errors)
 
     async def dead_letters(self, poison: Sequence[tuple[Record, BaseException]]) -> None:
         """Dead-letter several records: sent together (started in source offset order), all awaited.

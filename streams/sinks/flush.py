@@ -433,6 +433,10 @@ class SinkCore:
         """Remove a record being dead-lettered from the batch; its offset stays consumed."""
         return self.batch.drop(topic, partition, offset)
 
+    def drop_all(self, origins: Iterable[tuple[str, int, int]]) -> int:
+        """``drop`` for every record a flush attempt rejected, in one pass over the batch."""
+        return self.batch.drop_all(origins)
+
     def revoke(self, topic: str, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.batch.discard_partition(topic, p)

@@ -50,6 +50,9 @@ class FakeSink:
     def drop(self, topic: str, partition: int, offset: int) -> bool:
         return self.batch.drop(topic, partition, offset)
 
+    def drop_all(self, origins: Any) -> int:
+        return self.batch.drop_all(origins)
+
 
 class FakeHandler:
     def __init__(self, sink: FakeSink, errors: dict[int, list[Exception]]) -> None:

@@ -73,3 +73,12 @@ def test_a_disarmed_flush_reads_nothing_first(customers: TableMapping) -> None:
     plan = flush_steps(b, "g", "public", probe=PlaceholderProbe())
     next(plan)  # the partition lock
     assert "INSERT INTO" in plan.send([]).query.as_string(None)
+
+
+def test_drop_all_removes_exactly_the_named_records(customers: TableMapping) -> None:
+    b = Batch()
+    b.writes = [update(customers, cid, cid) for cid in range(1, 6)]
+    b.mark("cf.public.customers", 0, 5)
+    assert b.drop_all([("cf.public.customers", 0, 2), ("cf.public.customers", 0, 4), ("other", 0, 1)]) == 2
+    assert [w.event.offset for w in b.writes] == [1, 3, 5]
+    assert b.next_offsets == {("cf.public.customers", 0): 6}  # their offsets stay consumed
