@@ -199,6 +199,15 @@ class Batch:
         ]
         return len(self.writes) != before
 
+    def drop_all(self, origins: Iterable[tuple[str, int, int]]) -> int:
+        """``drop`` for many records in one pass (a flush's poison); how many writes went."""
+        gone = set(origins)
+        before = len(self.writes)
+        self.writes = [
+            w for w in self.writes if (w.event.topic, w.event.partition, w.event.offset) not in gone
+        ]
+        return before - len(self.writes)
+
     def discard_partition(self, topic: str, partition: int) -> None:
         """Forget a revoked partition's uncommitted work; its new owner will redo it."""
         self.writes = [w for w in self.writes if (w.event.topic, w.event.partition) != (topic, partition)]
