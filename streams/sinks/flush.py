@@ -64,10 +64,10 @@ class Step:
 
 def write_params(writes: Sequence[Write], hard_delete: bool) -> list[list[Any]]:
     """One array per column, in the order the statement's ``unnest`` expects."""
-    m = writes[0].mapping
-    arrays = [[w.key[i] for w in writes] for i in range(len(m.key))]
-    if not hard_delete:
-        arrays += [[w.values[i] for w in writes] for i in range(len(m.value_columns))]
+    # Transposed by ``zip`` (C) rather than one Python comprehension per column.
+    arrays = list(map(list, zip(*[w.key for w in writes], strict=True)))
+    if not hard_delete:  # no value columns: zip yields no array, as it should
+        arrays += map(list, zip(*[w.values for w in writes], strict=True))
     arrays.append([w.position for w in writes])
     arrays.append([w.deleted_at for w in writes])
     return arrays
