@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -55,16 +55,38 @@ class Write:
 _new = object.__new__
 
 
-def _write(*values: Any) -> Write:
-    """``Write(*fields)`` at a third of the cost: a frozen dataclass's ``__init__`` goes through
+def _write(  # one parameter per field of Write, in its order
+    mapping: TableMapping,
+    event: ChangeEvent,
+    key: tuple[Any, ...],
+    values: tuple[Any, ...],
+    keep: frozenset[str],
+    deleted_at: datetime | None,
+    position: bytes,
+    unavailable: frozenset[str],
+    old_key: tuple[Any, ...] | None,
+    moved_at: bytes,
+    new_key: tuple[Any, ...] | None,
+) -> Write:
+    """``Write(...)`` at a third of the cost: a frozen dataclass's ``__init__`` goes through
     ``object.__setattr__`` once per field (a microsecond per event). Still frozen and equal to
-    the constructor's result (unit-tested); only ``to_write`` uses it, with every field."""
+    the constructor's result (unit-tested, with a check that no field is left out); only
+    ``to_write`` uses it."""
     w: Write = _new(Write)
-    w.__dict__.update(zip(_WRITE_FIELDS, values, strict=True))
+    w.__dict__.update(
+        mapping=mapping,
+        event=event,
+        key=key,
+        values=values,
+        keep=keep,
+        deleted_at=deleted_at,
+        position=position,
+        unavailable=unavailable,
+        old_key=old_key,
+        moved_at=moved_at,
+        new_key=new_key,
+    )
     return w
-
-
-_WRITE_FIELDS = tuple(f.name for f in fields(Write))
 
 
 def is_unavailable(value: Any, placeholder: str = UNAVAILABLE_VALUE) -> bool:

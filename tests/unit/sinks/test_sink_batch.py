@@ -114,6 +114,7 @@ def test_to_write_builds_a_frozen_write_equal_to_the_constructors(customers: Tab
         pg_event("d", {"id": 3}, 130),
     ):
         w = to_write(customers, ev)
+        assert set(vars(w)) == {f.name for f in dataclasses.fields(Write)}  # none left to a default
         built = Write(**{f.name: getattr(w, f.name) for f in dataclasses.fields(Write)})
         assert w == built
         assert dataclasses.replace(w, values=w.values) == built
