@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError  # type: ignore[import
 
 from streams.cdc import dlq_topic
 from streams.errors import ChangefeedError, SinkRowError, SinkRowErrors, TransformError, TransientError
+from streams.pipeline.batch_index import RecordsByOffset, oldest_by_partition
 from streams.pipeline.deadletter import Letter, Poison, bare, letter, record_size
 from streams.pipeline.dlq_index import DeadLetterIndex
 from streams.pipeline.events_out import AiokafkaEvents, EventProducer
@@ -125,12 +126,9 @@ class Pipeline:
         self.metrics.observe_records(records)
         # Per partition, the batch's oldest record: it is the first one not committed, and any
         # earlier delivery's dead letter of this batch was written after it was (dlq_index.py).
-        self.batch_since = {}
-        for r in records:
-            key = (r.topic, r.partition)
-            self.batch_since[key] = min(self.batch_since.get(key, r.timestamp), r.timestamp)
+        self.batch_since = oldest_by_partition(records)
         outgoing: list[Outgoing] = []
-        by_offset: dict[tuple[str, int, int], Any] = {}
+        by_offset = RecordsByOffset(records)  # only a poison record looks one up
 
         async def prefetch() -> None:
             await self.handler.prefetch(records)
@@ -142,7 +140,6 @@ class Pipeline:
         except Exception:
             log.exception("previous-row prefetch failed; falling back to one lookup per update")
         for r in records:
-            by_offset[(r.topic, r.partition, r.offset)] = r
             handled = self._handle_now(r)
             outgoing += await self._handle(r, handled) if isinstance(handled, BaseException) else handled
         if outgoing:  # every domain event acked before the sink stores the batch's offsets

@@ -67,6 +67,8 @@ class Step:
 
 def write_params(writes: Sequence[Write], hard_delete: bool) -> list[list[Any]]:
     """One array per column, in the order the statement's ``unnest`` expects."""
+    # One comprehension per column: ``zip(*rows)`` transposes in C but makes an iterator per
+    # row, and measured slower in the worker (py-spy: 4.4% of samples against 1.5%).
     m = writes[0].mapping
     arrays = [[w.key[i] for w in writes] for i in range(len(m.key))]
     if not hard_delete:
