@@ -102,9 +102,11 @@ class SourcePosition:
         return cls(SourceKind(data[0]), parts)
 
     def __str__(self) -> str:
-        return f"{self.kind.name.lower()}:" + "/".join(map(str, self.parts))
+        # Per published event (domain event ids are derived from it): no enum ``name`` lookup.
+        return _PREFIXES[self.kind] + "/".join(map(str, self.parts))
 
 
+_PREFIXES = {kind: f"{kind.name.lower()}:" for kind in SourceKind}
 _PACKERS: dict[int, struct.Struct] = {}
 
 
