@@ -172,6 +172,16 @@ def _sequence(source: Mapping[str, Any]) -> list[Any]:
     return seq
 
 
+def last_commit_lsn(source: Mapping[str, Any]) -> int | None:
+    """``source.sequence[0]`` as a number; None when it is null (the first transaction after a
+    snapshot), missing or malformed. Never raises: callers only use it to learn more."""
+    try:
+        first = _sequence(source)[0]
+        return None if first is None else int(first)
+    except (EnvelopeError, TypeError, ValueError):
+        return None
+
+
 def first_after_snapshot(source: Mapping[str, Any]) -> bool:
     """A streamed PostgreSQL event with no commit seen since the snapshot (T*, see above)."""
     if str(source.get("connector", "")).lower() != "postgresql" or snapshot_marker(source) != "false":

@@ -152,3 +152,14 @@ def test_pg_sequence_fast_shape_rejects_what_json_rejects(sequence: str) -> None
 def test_connector_name_is_case_insensitive() -> None:
     assert position_of({"connector": "PostgreSQL", "sequence": '[null, "1"]'}).kind is SourceKind.POSTGRES
     assert position_of({"connector": "MariaDB", "file": "b.000002", "pos": 1}).kind is SourceKind.MYSQL
+
+
+def test_last_commit_lsn_reads_the_sequence_and_never_raises() -> None:
+    from streams.cdc.position import last_commit_lsn
+
+    assert last_commit_lsn({"sequence": '["779747608","780121008"]'}) == 779747608
+    assert last_commit_lsn({"sequence": '[null,"780121008"]'}) is None
+    assert last_commit_lsn({"sequence": ["12", "13"]}) == 12
+    assert last_commit_lsn({}) is None
+    assert last_commit_lsn({"sequence": "not json"}) is None
+    assert last_commit_lsn({"sequence": '["x","1"]'}) is None
