@@ -11,7 +11,9 @@ settle, and copies each workload's range to fresh replay topics (and, with ``--p
 ones of that many partitions). ``run`` replays one topic set through one peer into a fresh sink schema
 and prints events/s, CPU s per 1,000 events and peak RSS (``bench.peers``, as ``make bench`` does); with
 ``--profile``, where the first worker spent its time (py-spy). Peers: ``cf`` (as shipped, publishing
-domain events), ``cfn`` (publishing off), ``plain`` (the plain confluent-kafka + fastavro + psycopg loop).
+domain events), ``cfn`` (publishing off), ``plain`` (the plain confluent-kafka + fastavro + psycopg
+loop), ``jdbc`` (the Debezium JDBC sink with Kafka's consumer defaults, ``--processes`` as ``tasks.max``:
+``make bench`` also tunes its consumer, which needs a Connect worker that allows client overrides).
 """
 
 from __future__ import annotations
@@ -94,8 +96,13 @@ def run(ends_file: Path, workload: str, peer: str, processes: int, with_profile:
     rep = int(time.time()) % 100000  # fresh schema and group per run
     logs = Path(tempfile.mkdtemp(prefix="bench-dev-"))
     prof = logs / "profile.txt" if with_profile else None
+    parts = int(workload.split("_p")[1]) if "_p" in workload else 1
     if peer == "plain":
         res = peers.run_plain(s, env, workload, rep, ends)
+    elif peer == "jdbc":  # Kafka's consumer defaults: `changefeed up`'s Connect refuses client overrides
+        connect = stack.component_pids(s)["connect"]
+        variant = peers.JDBC_VARIANTS["jdbc-sink-consumer-defaults"]
+        res = peers.run_jdbc(s, workload, rep, ends, connect, processes, parts, "jdbc-sink-dev", variant)
     else:
         res = peers.run_changefeed(
             s, env, workload.split("_")[0], rep, ends, logs, peer == "cf", prof, processes, peer
@@ -105,6 +112,11 @@ def run(ends_file: Path, workload: str, peer: str, processes: int, with_profile:
         f"CPU {res.cpu_s_per_1k:.4f} s/1k, peak RSS {res.peak_rss_mb:.0f} MB, "
         f"row writes {res.row_writes:,} (logs {logs})"
     )
+    if res.settled_events_s:
+        print(
+            f"  after the group settled: {res.settled_events_s:,.0f} ev/s"
+            f" ({res.settled_after_events:,} applied before)"
+        )
     if prof is not None and prof.exists():
         for kind, rows in profile.summarize(prof, top=25).items():
             print(f"{kind}:")
@@ -123,7 +135,7 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--ends", type=Path, required=True)
     r.add_argument("--workload", required=True, help="ins, upd, mix, or ins_p4 after --partitions 4")
-    r.add_argument("--peer", choices=("cf", "cfn", "plain"), default="cf")
+    r.add_argument("--peer", choices=("cf", "cfn", "plain", "jdbc"), default="cf")
     r.add_argument("--processes", type=int, default=1)
     r.add_argument("--profile", action="store_true")
     a = ap.parse_args()

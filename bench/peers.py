@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from bench import profile, resources
 from bench.live import WorkerProc, row_writes, stored
@@ -80,9 +81,50 @@ class PeerRun:
     first_batch_events: int  # left out of events_s with its time (changefeed, plain loop; 0 for JDBC)
     wall_s: float  # launch → last write: start-up included (the other bound of the timing bias)
     wall_events_s: float
+    # A group of consumers (the partitioned variant): events/s from the moment the group settled
+    # (every member assigned, no rebalance pending) to the last write, over the events applied after
+    # it; 0 when not measured. A member that joins after the first one started writing stops the
+    # group for a rebalance, which a short replay would otherwise charge to the group's throughput.
+    settled_events_s: float = 0.0
+    settled_after_events: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Settle:
+    """When a consumer group of ``members`` first settled, and how much was applied by then."""
+
+    bootstrap: str
+    group: str
+    members: int
+    at: float = 0.0  # epoch; 0 while not settled
+    applied: int = 0
+    _checked: float = 0.0
+    _admin: AdminClient | None = None
+
+    def poll(self, applied: Callable[[], int]) -> None:
+        if self.at or time.monotonic() - self._checked < 0.25:
+            return
+        self._checked = time.monotonic()
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        if settled(self._admin, self.group, self.members):
+            self.at, self.applied = time.time(), applied()
+
+
+def settled(admin: AdminClient, group: str, members: int) -> bool:
+    """The group is Stable with ``members`` members, each holding at least one partition."""
+    try:
+        d = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+    except Exception:  # not there yet: not settled
+        return False
+    return bool(
+        d.state == ConsumerGroupState.STABLE
+        and len(d.members) == members
+        and all(m.assignment.topic_partitions for m in d.members)
+    )
 
 
 def _timed(
@@ -92,11 +134,13 @@ def _timed(
     total: int,
     pid: int | list[int] | None,
     alive: Callable[[], bool],
+    settle: Settle | None = None,
 ) -> tuple[tuple[float, float], float, float, int]:
     """Wait until ``progress()`` reaches ``total`` (or RUN_TIMEOUT_S passes: the run is then measured on
     what it applied so far); return ((first, last) write epoch, cpu s in that window, peak RSS, applied).
 
-    Several pids (a group of workers): CPU and RSS are the sums over their process trees."""
+    Several pids (a group of workers): CPU and RSS are the sums over their process trees. ``settle``
+    records when the consumer group settled (see PeerRun.settled_events_s)."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
     applied = 0
     cpu_first: float | None = None
@@ -104,6 +148,8 @@ def _timed(
     pids = [pid] if isinstance(pid, int) else pid
     with psycopg.connect(dsn) as conn:
         while True:
+            if settle is not None:
+                settle.poll(progress)
             if pids is not None:
                 peak = max(peak, sum(resources.rss_mb(p) for p in pids))
                 if cpu_first is None and clock(conn, schema) is not None:
@@ -135,13 +181,18 @@ def _result(
     rss: float,
     writes: int,
     first: int,
+    settle: Settle | None = None,
 ) -> PeerRun:
     """events_s = events after the first committed batch / (first → last write): the first batch's
     read and decode happen before the window opens, so its events are left out with them."""
     secs, wall = max(1e-3, span[1] - span[0]), max(1e-3, span[1] - launched)
     per_1k = cpu / max(1, events) * 1000
     rate = (events - first) / secs
-    return PeerRun(peer, wl, rep, events, secs, rate, writes, per_1k, rss, first, wall, events / wall)
+    run = PeerRun(peer, wl, rep, events, secs, rate, writes, per_1k, rss, first, wall, events / wall)
+    if settle is not None and settle.at and span[1] - settle.at > 1.0 and events > settle.applied:
+        run.settled_events_s = (events - settle.applied) / (span[1] - settle.at)
+        run.settled_after_events = settle.applied
+    return run
 
 
 def _first(dsn: str, schema: str) -> int:
@@ -195,6 +246,7 @@ def run_changefeed(
     workers = [WorkerProc(env, logs / f"{group}-{i}.log", extra) for i in range(processes)]
     spy = profile.record(workers[0].pid, profile_to) if profile_to else None
     sink = psycopg.connect(dsn)
+    settle = Settle(settings.kafka.bootstrap_servers, group, processes)
     try:
         span, cpu, rss, applied = _timed(
             dsn,
@@ -203,6 +255,7 @@ def run_changefeed(
             total,
             [w.pid for w in workers],
             lambda: all(w.proc.poll() is None for w in workers),
+            settle,
         )
     finally:
         sink.close()
@@ -213,7 +266,7 @@ def run_changefeed(
     first = _first(dsn, schema)
     writes = _row_writes_after_close(dsn, schema)
     peer = peer or ("changefeed" if publish else "changefeed-nopub")
-    return _result(peer, wl, rep, applied, span, launched, cpu, rss, writes, first)
+    return _result(peer, wl, rep, applied, span, launched, cpu, rss, writes, first, settle)
 
 
 def _committed(bootstrap: str, group: str, ends: dict[str, int], partitions: int = 1) -> int:
@@ -275,6 +328,7 @@ def run_jdbc(
             return st.status_code != 200 or all(t["state"] != "FAILED" for t in st.json().get("tasks", []))
 
         bootstrap = settings.kafka.bootstrap_servers
+        settle = Settle(bootstrap, f"connect-{name}", tasks) if partitions > 1 else None
         try:
             span, cpu, rss, applied = _timed(
                 dsn,
@@ -283,6 +337,7 @@ def run_jdbc(
                 total,
                 connect_pid,
                 alive,
+                settle,
             )
         except RuntimeError:
             print(http.get(f"/connectors/{name}/status").text[:3000], file=sys.stderr)
@@ -291,7 +346,7 @@ def run_jdbc(
             http.delete(f"/connectors/{name}")
     first = _first(dsn, schema)
     writes = _row_writes_after_close(dsn, schema)
-    return _result(peer, wl, rep, applied, span, launched, cpu, rss, writes, first)
+    return _result(peer, wl, rep, applied, span, launched, cpu, rss, writes, first, settle)
 
 
 def run_plain(settings: Settings, env: dict[str, str], wl: str, rep: int, ends: dict[str, int]) -> PeerRun:

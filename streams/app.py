@@ -210,7 +210,10 @@ def faust_worker(app: Any, loglevel: str, shutdown_timeout_s: float = 30.0) -> W
 # A batch allocates a few objects per record (decoded dicts, writes) that live until its flush:
 # with the default gen-0 threshold (700) the collector ran every few records and rescanned the
 # batch's survivors each time. What the start-up imported is frozen out of every collection.
-GC_GEN0_THRESHOLD = 50_000
+# 500k rather than 50k: a 5,000-record batch holds ~50k tracked objects, so 50k still collected
+# about once a batch (6.5% of the worker's CPU); reference counting frees everything that is not
+# in a cycle anyway, so the higher threshold costs ~5 MB (measured: 0.039 vs 0.041-0.044 CPU s/1k).
+GC_GEN0_THRESHOLD = 500_000
 
 
 def tune_gc() -> None:

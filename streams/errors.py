@@ -21,6 +21,7 @@ dead-letter with headers and move on. Nothing escapes an agent (Faust would skip
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -127,6 +128,7 @@ class ConnectorFailedError(PermanentError):
 # --- change events and the sink (streams.cdc, streams.sinks) ---
 #   DecodeError ── EnvelopeError          a decoded value that is not a Debezium change event
 #   PermanentError ── SinkRowError        one record the sink database rejects (22xxx/23xxx)
+#                     └── SinkRowErrors   all such records one flush attempt found, at once
 #   SinkUnavailableError ── SinkSchemaError  sink tables don't match the mapping (42xxx): retry
 #                                         after a migration, never dead-letter the events
 
@@ -145,6 +147,24 @@ class SinkRowError(PermanentError):
         self.key = key
         self.sqlstate = sqlstate
         super().__init__(f"{message} (record {origin}, key {key!r}, SQLSTATE {sqlstate})")
+
+
+class SinkRowErrors(SinkRowError):
+    """Every record of one flush attempt the sink rejects for a reason checked row by row.
+
+    A ``SinkRowError`` itself (naming the first, in ``errors`` order) so a caller that handles one
+    at a time still works; the worker dead-letters all of ``errors`` — each with its own text —
+    and flushes once more, instead of flushing the batch again per poison record.
+    """
+
+    def __init__(self, errors: Sequence[SinkRowError]) -> None:
+        if not errors:
+            msg = "SinkRowErrors needs at least one SinkRowError"
+            raise ValueError(msg)
+        self.errors: tuple[SinkRowError, ...] = tuple(errors)
+        first = self.errors[0]
+        PermanentError.__init__(self, f"{len(self.errors)} record(s) rejected by the sink; first: {first}")
+        self.origin, self.key, self.sqlstate = first.origin, first.key, first.sqlstate
 
 
 class SinkSchemaError(SinkUnavailableError):

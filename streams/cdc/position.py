@@ -102,9 +102,11 @@ class SourcePosition:
         return cls(SourceKind(data[0]), parts)
 
     def __str__(self) -> str:
-        return f"{self.kind.name.lower()}:" + "/".join(map(str, self.parts))
+        # Per published event (domain event ids are derived from it): no enum ``name`` lookup.
+        return _PREFIXES[self.kind] + "/".join(map(str, self.parts))
 
 
+_PREFIXES = {kind: f"{kind.name.lower()}:" for kind in SourceKind}
 _PACKERS: dict[int, struct.Struct] = {}
 
 
@@ -134,7 +136,7 @@ TABLE_DONE_MARKERS = frozenset({"last_in_data_collection", "last"})
 def snapshot_marker(source: Mapping[str, Any]) -> str:
     """``source.snapshot`` as text: a full-snapshot marker, ``incremental``, or ``false``."""
     raw = source.get("snapshot")
-    if raw is None or raw is False:
+    if raw is None or raw is False or raw == "false":
         return "false"
     return "true" if raw is True else str(raw).lower()
 
@@ -144,8 +146,18 @@ def is_snapshot(source: Mapping[str, Any]) -> bool:
     return snapshot_marker(source) in SNAPSHOT_MARKERS
 
 
+# What Debezium writes in ``source.sequence``: two quoted decimal LSNs, the first may be null. This
+# shape is read without ``json.loads`` (a sixth of parsing a change event); anything else still
+# goes through JSON, so every other value parses (or fails) exactly as before.
+_SEQUENCE = re.compile(r'\[(?:"([0-9]+)"|null), ?(?:"([0-9]+)"|null)\]')
+
+
 def _sequence(source: Mapping[str, Any]) -> list[Any]:
     raw = source.get("sequence")
+    if type(raw) is str:
+        match = _SEQUENCE.fullmatch(raw)
+        if match is not None:
+            return list(match.groups())
     if raw is None:
         msg = "PostgreSQL event without source.sequence; raw lsn alone is not a safe order"
         raise EnvelopeError(msg)
@@ -158,6 +170,16 @@ def _sequence(source: Mapping[str, Any]) -> list[Any]:
         msg = f"source.sequence must be [last_commit_lsn, lsn]: {raw!r}"
         raise EnvelopeError(msg)
     return seq
+
+
+def last_commit_lsn(source: Mapping[str, Any]) -> int | None:
+    """``source.sequence[0]`` as a number; None when it is null (the first transaction after a
+    snapshot), missing or malformed. Never raises: callers only use it to learn more."""
+    try:
+        first = _sequence(source)[0]
+        return None if first is None else int(first)
+    except (EnvelopeError, TypeError, ValueError):
+        return None
 
 
 def first_after_snapshot(source: Mapping[str, Any]) -> bool:
@@ -230,7 +252,10 @@ def mysql_position(source: Mapping[str, Any]) -> SourcePosition:
 
 def position_of(source: Mapping[str, Any]) -> SourcePosition:
     """Pick the position model from ``source.connector``."""
-    connector = str(source.get("connector", "")).lower()
+    raw = source.get("connector", "")
+    if raw == "postgresql":  # Debezium's own spelling: no str()/lower() per event
+        return postgres_position(source)
+    connector = str(raw).lower()
     if connector == "postgresql":
         return postgres_position(source)
     if connector in {"mysql", "mariadb"}:

@@ -1,7 +1,9 @@
 """Avro on the Confluent wire format, with fastavro.
 
 Decoding resolves each writer schema (by the id in the header) to one reader schema, so an agent
-sees one shape while producers evolve. The hot path is: header check, one dict lookup, fastavro.
+sees one shape while producers evolve. The hot path is: header check, one dict lookup, the reader
+compiled for the writer schema (``streams.codecs.fastread``: fastavro's values, a quarter less
+CPU); fastavro itself when a reader schema is given or the compiler does not cover the schema.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from fastavro.read import SchemaResolutionError
 
 from streams.cdc.logical import row_fields, row_logical_types
 from streams.codecs.avro_compiled import Fallback, compile_writer
+from streams.codecs.fastread import Reader, compile_reader
 from streams.codecs.schemas import SchemaLookup, WriterSchemas, parse_for_fastavro
 from streams.codecs.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, schema_id_of
 from streams.errors import AvroBodyError, MessageOrigin
 from streams.registry.schema import SchemaSource
 
-# Everything fastavro raises for bytes that do not match their writer schema (truncation is EOF).
 # What sends a record from the compiled writers to fastavro: their own refusal, and whatever a
 # logical type's converter (fastavro's) raises on a value it does not convert.
 _FALLBACK = (Fallback, TypeError, ValueError, AttributeError, KeyError, OverflowError)
+# Everything fastavro raises for bytes that do not match their writer schema (truncation is EOF).
 _BODY_ERRORS = (EOFError, ValueError, IndexError, KeyError, TypeError, OverflowError, SchemaResolutionError)
 
 
@@ -32,6 +35,9 @@ class AvroDecoder:
         self._writers = WriterSchemas(lookup)
         self._reader = parse_schema(reader_schema) if reader_schema is not None else None
         self._plans: dict[int, tuple[Any, Any]] = {}
+        # Per writer schema id, its compiled reader (``streams.codecs.fastread``) when there is no
+        # reader schema to resolve to; None where the compiler does not cover the schema.
+        self._compiled: dict[int, Reader | None] = {}
         self._row_types: dict[int, Mapping[str, str]] = {}
         self._row_fields: dict[int, Mapping[str, Any]] = {}
 
@@ -40,7 +46,23 @@ class AvroDecoder:
         if len(data) < HEADER_SIZE or data[0] != MAGIC_BYTE:
             schema_id_of(data, origin)  # raises the precise WireFormatError
         schema_id = HEADER.unpack_from(data)[1]
+        read = self._compiled.get(schema_id)
+        if read is None or type(data) is not bytes:  # a slice of bytes is what fastavro returns
+            return self._fastavro(data, schema_id, origin)
+        try:
+            value, end = read(data, HEADER_SIZE)
+        except _BODY_ERRORS as exc:
+            msg = f"Avro body does not decode with schema id {schema_id}: {exc!r}"
+            raise AvroBodyError(msg, origin) from exc
+        if end != len(data):
+            msg = f"{len(data) - end} bytes left over after the Avro body"
+            raise AvroBodyError(msg, origin)
+        return value
+
+    def _fastavro(self, data: bytes, schema_id: int, origin: MessageOrigin | None) -> Any:
         plan = self._plans.get(schema_id) or self._plan(schema_id, origin)
+        if self._compiled.get(schema_id) is not None and type(data) is bytes:
+            return self.decode(data, origin)  # first record of a schema the compiler covers
         buffer = BytesIO(data)
         buffer.seek(HEADER_SIZE)
         try:
@@ -84,6 +106,8 @@ class AvroDecoder:
     def _plan(self, schema_id: int, origin: MessageOrigin | None) -> tuple[Any, Any]:
         writer = self._writers.get(schema_id, origin)
         plan = self._plans[schema_id] = (writer, self._reader)
+        if self._reader is None:
+            self._compiled[schema_id] = compile_reader(writer)
         return plan
 
 

@@ -4,8 +4,10 @@ Offsets: the sink stores each partition's next offset in the flush transaction; 
 the worker seeks to those (``Rebalance``), so Kafka's committed offsets are only an optimization
 (committed after the flush). Errors, per record: ``TransientError`` → back off and retry the same
 record; anything else → dead-letter it and go on. At flush: ``SinkRowError`` → dead-letter that
-record, ``drop`` it, flush again; any other failure → back off and retry the same batch. Nothing
-is committed past a record that is neither applied nor dead-lettered, and nothing escapes.
+record, ``drop`` it, flush again — ``SinkRowErrors`` (every record one attempt found poison, e.g.
+all placeholder inserts of the batch) → dead-letter them all at once, drop them, flush again; any
+other failure → back off and retry the same batch. Nothing is committed past a record that is
+neither applied nor dead-lettered, and nothing escapes.
 
 Dead letters never block: only a broker that is down (a retriable Kafka error) is retried; a
 letter the broker refuses is written in a form it takes (``deadletter.letter`` / ``bare``), and
@@ -31,7 +33,9 @@ from aiokafka import (  # type: ignore[import-untyped]  # aiokafka ships no py.t
 )
 from aiokafka.errors import KafkaError, KafkaTimeoutError  # type: ignore[import-untyped]
 
-from streams.errors import ChangefeedError, SinkRowError, TransformError, TransientError
+from streams.cdc import dlq_topic
+from streams.errors import ChangefeedError, SinkRowError, SinkRowErrors, TransformError, TransientError
+from streams.pipeline.batch_index import RecordsByOffset, oldest_by_partition
 from streams.pipeline.deadletter import Letter, Poison, bare, letter, record_size
 from streams.pipeline.dlq_index import DeadLetterIndex
 from streams.pipeline.events_out import AiokafkaEvents, EventProducer
@@ -103,7 +107,7 @@ class Pipeline:
         self.stopping = asyncio.Event()
         self.backoff = Backoff(settings, self.stopping)
         self.lock = asyncio.Lock()  # a batch and a rebalance never interleave
-        self.stats = {"records": 0, "applied": 0, "dead_letters": 0, "flushes": 0}
+        self.stats = {"records": 0, "applied": 0, "dead_letters": 0, "flushes": 0, "flush_attempts": 0}
         self.metrics = PipelineMetrics()
         self.batch_since: dict[tuple[str, int], int] = {}
 
@@ -122,12 +126,9 @@ class Pipeline:
         self.metrics.observe_records(records)
         # Per partition, the batch's oldest record: it is the first one not committed, and any
         # earlier delivery's dead letter of this batch was written after it was (dlq_index.py).
-        self.batch_since = {}
-        for r in records:
-            key = (r.topic, r.partition)
-            self.batch_since[key] = min(self.batch_since.get(key, r.timestamp), r.timestamp)
+        self.batch_since = oldest_by_partition(records)
         outgoing: list[Outgoing] = []
-        by_offset: dict[tuple[str, int, int], Any] = {}
+        by_offset = RecordsByOffset(records)  # only a poison record looks one up
 
         async def prefetch() -> None:
             await self.handler.prefetch(records)
@@ -139,7 +140,6 @@ class Pipeline:
         except Exception:
             log.exception("previous-row prefetch failed; falling back to one lookup per update")
         for r in records:
-            by_offset[(r.topic, r.partition, r.offset)] = r
             handled = self._handle_now(r)
             outgoing += await self._handle(r, handled) if isinstance(handled, BaseException) else handled
         if outgoing:  # every domain event acked before the sink stores the batch's offsets
@@ -237,30 +237,76 @@ class Pipeline:
             )  # fmt: skip
 
     async def _flush(self, by_offset: dict[tuple[str, int, int], Any]) -> FlushResult:
+        """Flush; every record an attempt rejects is dead-lettered and dropped, then flush again.
+
+        The sink names all of an attempt's poison at once (``SinkRowErrors``: placeholder inserts,
+        and rows PostgreSQL rejects alone, found in one isolation pass); a record whose older
+        write of the same key takes its place may be named by the next attempt. Each round drops
+        at least one record, so the loop ends: at the latest when the batch is empty.
+        """
+
+        async def attempt() -> FlushResult:
+            self.stats["flush_attempts"] += 1
+            return await self.sink.flush()
+
         while True:
             try:
-                return await self.backoff.retry("sink flush", self.sink.flush)
+                return await self.backoff.retry("sink flush", attempt)
             except SinkRowError as exc:
-                o = exc.origin
-                record = by_offset[(o.topic, o.partition, o.offset)]
-                await self.dead_letter(record, exc)
-                self.sink.drop(o.topic, o.partition, o.offset)
+                errors = exc.errors if isinstance(exc, SinkRowErrors) else (exc,)
+                if len(errors) > 1:
+                    log.warning("sink flush rejected %d records: dead-lettering them all", len(errors))
+                await self.dead_letters(
+                    [(by_offset[(e.origin.topic, e.origin.partition, e.origin.offset)], e) for e in errors]
+                )
+                self.sink.drop_all((e.origin.topic, e.origin.partition, e.origin.offset) for e in errors)
+
+    async def dead_letters(self, poison: Sequence[tuple[Record, BaseException]]) -> None:
+        """Dead-letter several records: sent together (started in source offset order), all awaited.
+
+        The index checks run one by one first (the first of a partition may read the DLQ). Every
+        send is awaited before anything fails, so no letter is left in flight; the first error
+        (``TransientError``: stopped while the broker was down) is raised then.
+        """
+        todo: dict[tuple[str, int, int], tuple[Record, BaseException]] = {}
+        for r, exc in sorted(poison, key=lambda p: (p[0].topic, p[0].partition, p[0].offset)):
+            if (r.topic, r.partition, r.offset) not in todo and not await self._already_dead_lettered(r, exc):
+                todo[(r.topic, r.partition, r.offset)] = (r, exc)
+        if len(todo) == 1:
+            await self._write_letter(*next(iter(todo.values())))
+            return
+        outcomes = await asyncio.gather(
+            *(self._write_letter(r, exc) for r, exc in todo.values()), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def dead_letter(self, r: Record, exc: BaseException) -> None:
-        p = Poison(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, list(r.headers or ()), exc)
+        if not await self._already_dead_lettered(r, exc):
+            await self._write_letter(r, exc)
+
+    async def _already_dead_lettered(self, r: Record, exc: BaseException) -> bool:
+        """Whether an earlier delivery already wrote ``r`` 's dead letter (then said in the log)."""
         where = f"{r.topic}[{r.partition}]@{r.offset}"
 
         async def seen() -> bool:
             since = min(r.timestamp, self.batch_since.get((r.topic, r.partition), r.timestamp))
             return await self.dead_lettered.contains(r.topic, r.partition, r.offset, since)
 
-        if await self.backoff.retry(f"dead-letter index of {where}", seen, unknown=False):
-            log.warning(
-                "%s is already in %s (an earlier delivery dead-lettered it): %s: %s",
-                where, p.dlq_topic, type(exc).__name__, exc,
-            )  # fmt: skip
-            self.metrics.dead_letter_repeats.labels(topic=r.topic).inc()
-            return
+        if not await self.backoff.retry(f"dead-letter index of {where}", seen, unknown=False):
+            return False
+        log.warning(
+            "%s is already in %s (an earlier delivery dead-lettered it): %s: %s",
+            where, dlq_topic(r.topic), type(exc).__name__, exc,
+        )  # fmt: skip
+        self.metrics.dead_letter_repeats.labels(topic=r.topic).inc()
+        return True
+
+    async def _write_letter(self, r: Record, exc: BaseException) -> None:
+        """Send ``r`` 's dead letter, in a form the broker takes; counted once it is written."""
+        p = Poison(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, list(r.headers or ()), exc)
+        where = f"{r.topic}[{r.partition}]@{r.offset}"
         log.error("dead-lettering %s to %s: %s: %s", where, p.dlq_topic, type(exc).__name__, exc)
         form = letter(p, self.max_message_bytes)
         try:

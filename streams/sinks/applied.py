@@ -23,7 +23,6 @@ rolled-back flush); the payload is the sink schema.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 
 from psycopg import sql
 
-from streams.cdc.position import snapshot_marker
+from streams.cdc.position import last_commit_lsn, snapshot_marker
 
 APPLIED_TABLE = "changefeed_applied"
 NOTIFY_CHANNEL = "changefeed_applied"
@@ -83,17 +82,7 @@ def _gtid(source: Mapping[str, Any]) -> tuple[int, int] | None:
 
 
 def _last_commit(source: Mapping[str, Any]) -> int | None:
-    raw = source.get("sequence")
-    try:
-        seq = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(seq, list) or not seq or seq[0] is None:
-        return None  # the first transaction after a snapshot: no commit seen yet
-    try:
-        return int(seq[0])
-    except (TypeError, ValueError):
-        return None
+    return last_commit_lsn(source)  # None: the first transaction after a snapshot, no commit seen yet
 
 
 def raise_to(pending: dict[Partition, dict[int, int]], key: Partition, domain: int, position: int) -> None:

@@ -235,11 +235,16 @@ def unknown_error(w: Write) -> SinkRowError:
     return SinkRowError(msg, w.event.origin, w.key)
 
 
+def inserted_errors(writes: Sequence[Write], inserted: Iterable[int]) -> list[SinkRowError]:
+    """One ``SinkRowError`` per write (0-based index, in index order) that inserted a kept
+    placeholder: all of a statement's at once, so one flush attempt names every such record."""
+    return [unknown_error(writes[n]) for n in sorted(inserted) if writes[n].unavailable]
+
+
 def check_inserted(writes: Sequence[Write], inserted: Iterable[int]) -> None:
     """``SinkRowError`` for the first write (0-based index) that inserted a kept placeholder."""
-    for n in sorted(inserted):
-        if writes[n].unavailable:
-            raise unknown_error(writes[n])
+    for error in inserted_errors(writes, inserted):
+        raise error
 
 
 def _created_here(d: Write, writes: Sequence[Write]) -> bool:

@@ -4,9 +4,9 @@ A blocking flush would stall the worker's event loop (and aiokafka's heartbeats)
 async; everything but the I/O lives in ``SinkCore`` and ``flush_steps``. One flush = one
 transaction: the rows of every buffered partition, the conflict ledger entries and the consumed
 offsets commit together or not at all. When the database rejects a row's data (SQLSTATE 22/23)
-the batch is replayed one write per savepoint to name the record, and the transaction is rolled
-back: the caller dead-letters that record, ``drop`` s it and flushes again. Scripts and tests use
-the blocking facade ``PostgresSink`` over this same class.
+the batch is replayed one write per savepoint to name every record that fails alone, and the
+transaction is rolled back: the caller dead-letters those records, ``drop`` s them and flushes
+again. Scripts and tests use the blocking facade ``PostgresSink`` over this same class.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from streams.errors import SinkRowError, SinkUnavailableError
+from streams.errors import SinkRowError, SinkRowErrors, SinkUnavailableError
 from streams.sinks.classify import Failure, classify, unavailable
 from streams.sinks.contract import FlushResult
 from streams.sinks.flush import SinkCore, Step, flush_steps, write_steps
@@ -106,6 +106,7 @@ class AsyncPostgresSink(SinkCore):
                     self.tables,
                     self.moved,
                     self.pending,
+                    self.probe,
                 )
             )
         except psycopg.Error as exc:
@@ -115,7 +116,10 @@ class AsyncPostgresSink(SinkCore):
         return self.committed(result)
 
     async def _isolate(self, exc: psycopg.Error) -> Exception:
+        """Every write that fails alone, in one pass (one savepoint each, a failed one rolled back
+        as if dropped): ``SinkRowErrors`` when several, so the batch is not flushed once per row."""
         conn = await self.connection()
+        rejected: list[SinkRowError] = []
         try:
             async with conn.transaction(force_rollback=True), conn.cursor() as cur:
                 for (_, hard, keep), writes in self.batch.groups().items():
@@ -125,12 +129,16 @@ class AsyncPostgresSink(SinkCore):
                                 s = write_steps([w], hard, keep)
                                 await cur.execute(s.query, s.params)
                         except psycopg.Error as row_exc:
-                            if classify(row_exc) is Failure.ROW:
-                                msg = f"{type(row_exc).__name__}: {row_exc}"
-                                return SinkRowError(msg, w.event.origin, w.key, row_exc.sqlstate)
-                            raise
+                            if classify(row_exc) is not Failure.ROW:
+                                raise
+                            msg = f"{type(row_exc).__name__}: {row_exc}"
+                            rejected.append(SinkRowError(msg, w.event.origin, w.key, row_exc.sqlstate))
         except psycopg.Error as again:
             return unavailable(again, "row isolation")
+        if len(rejected) > 1:
+            return SinkRowErrors(rejected)
+        if rejected:
+            return rejected[0]
         msg = f"batch rejected ({exc.sqlstate}) but no single write fails alone: {exc}"
         return SinkUnavailableError(msg)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,3 +141,36 @@ def test_event_is_frozen() -> None:
     assert isinstance(ev, ChangeEvent)
     with pytest.raises(AttributeError):
         ev.op = Op.DELETE  # type: ignore[misc]  # proving immutability
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        envelope("c", None, {"id": 1}) | {"ts_us": 1_700_000_001_000_001},
+        envelope("u", {"id": 1}, {"id": 1, "x": 2}, MARIADB_SOURCE),
+        envelope("d", {"id": 1}),
+        {"schema": {}, "payload": envelope("r", None, {"id": 3})},
+        None,
+    ],
+)
+def test_parsed_event_equals_the_dataclass_built_one(value: Any) -> None:
+    """The parse builds its events without ``__init__`` (speed): every field is set, as by it."""
+    types = {"x": "io.debezium.time.Date"}
+    ev = parse_change_event(value, key={"id": 1}, topic="t", partition=1, offset=2, logical_types=types)
+    expected = ChangeEvent(**{f.name: getattr(ev, f.name) for f in fields(ChangeEvent)})
+    assert ev == expected
+    assert vars(ev) == vars(expected)  # also the compare=False field, and no extra attribute
+    assert hash(ev.position) == hash(expected.position)
+    with pytest.raises(AttributeError):
+        ev.topic = "other"  # type: ignore[misc]  # still frozen
+
+
+@pytest.mark.parametrize("op", [None, ["c"], 1, "C"])
+def test_odd_op_values_are_poison(op: Any) -> None:
+    value = envelope("c", None, {"id": 1}) | {"op": op}
+    with pytest.raises(EnvelopeError, match="unknown or missing op"):
+        parse_change_event(value, topic="t", partition=1, offset=2)
+
+
+def test_op_may_already_be_an_op() -> None:
+    assert parse_change_event(envelope(Op.UPDATE, None, {"id": 1})).op is Op.UPDATE

@@ -119,3 +119,47 @@ def test_out_of_range_parts_and_garbage_bytes_are_rejected() -> None:
         SourcePosition.from_bytes(b"\x01\x00")
     assert str(SourcePosition(SourceKind.MYSQL, (1, 2))) == "mysql:1/2"
     assert SourcePosition.from_bytes(b"\x02" + bytes(8)).kind is SourceKind.MYSQL_GTID  # old sinks
+
+
+@pytest.mark.parametrize(
+    "sequence",
+    [
+        '["779747608","780121008"]',  # what Debezium writes
+        '[null,"780121008"]',
+        '["1", "2"]',  # json.dumps' spacing
+        "[null, null]",
+        '["007","08"]',
+        "[1, 2]",  # not the fast shape: through JSON
+        '[ "1","2"]',
+        '["\u0661","2"]',  # non-ASCII digits: int() reads them, so must the fallback
+        '["18446744073709551615","1"]',
+    ],
+)
+def test_pg_sequence_text_reads_like_its_json(sequence: str) -> None:
+    """Debezium's sequence shape skips json.loads: the same position as the decoded list gives."""
+    source = {"sequence": sequence, "txId": 5}
+    assert postgres_position(source) == postgres_position({**source, "sequence": json.loads(sequence)})
+
+
+@pytest.mark.parametrize(
+    "sequence", ['["1","2","3"]', '["-1","2"]', '["18446744073709551616","1"]', '["1","2"]x', "[null]"]
+)
+def test_pg_sequence_fast_shape_rejects_what_json_rejects(sequence: str) -> None:
+    with pytest.raises((EnvelopeError, ValueError)):
+        postgres_position({"sequence": sequence})
+
+
+def test_connector_name_is_case_insensitive() -> None:
+    assert position_of({"connector": "PostgreSQL", "sequence": '[null, "1"]'}).kind is SourceKind.POSTGRES
+    assert position_of({"connector": "MariaDB", "file": "b.000002", "pos": 1}).kind is SourceKind.MYSQL
+
+
+def test_last_commit_lsn_reads_the_sequence_and_never_raises() -> None:
+    from streams.cdc.position import last_commit_lsn
+
+    assert last_commit_lsn({"sequence": '["779747608","780121008"]'}) == 779747608
+    assert last_commit_lsn({"sequence": '[null,"780121008"]'}) is None
+    assert last_commit_lsn({"sequence": ["12", "13"]}) == 12
+    assert last_commit_lsn({}) is None
+    assert last_commit_lsn({"sequence": "not json"}) is None
+    assert last_commit_lsn({"sequence": '["x","1"]'}) is None

@@ -13,6 +13,7 @@ from streams.errors import (
     MessageOrigin,
     RegistryUnavailableError,
     SinkRowError,
+    SinkRowErrors,
     SinkUnavailableError,
 )
 from streams.pipeline import Backoff, Pipeline, PipelineSettings
@@ -48,6 +49,9 @@ class FakeSink:
 
     def drop(self, topic: str, partition: int, offset: int) -> bool:
         return self.batch.drop(topic, partition, offset)
+
+    def drop_all(self, origins: Any) -> int:
+        return self.batch.drop_all(origins)
 
 
 class FakeHandler:
@@ -192,3 +196,18 @@ async def test_a_domain_event_over_the_broker_limit_dead_letters_its_record() ->
     ((topic, headers),) = p.producer.sent
     assert topic == "t.dlq"
     assert dict(headers)["cf_error_class"] == b"TransformError"
+
+
+async def test_every_row_one_flush_rejects_is_dead_lettered_before_one_more_flush() -> None:
+    bad = [SinkRowError(f"bad {n}", MessageOrigin("t", 0, n)) for n in (3, 1, 2)]
+    p, sink = pipeline([SinkRowErrors(bad)], {})
+    result = await p.process([Rec(0), Rec(1), Rec(2), Rec(3), Rec(4)])
+    assert sink.flushes == 2  # not one more per rejected row
+    assert p.stats["flush_attempts"] == 2
+    assert result.offsets == {("t", 0): 5}
+    sent = [dict(headers) for _, headers in p.producer.sent]
+    assert [h["cf_source_offset"] for h in sent] == [b"1", b"2", b"3"]  # in source offset order
+    assert [h["cf_error_message"] for h in sent] == [
+        str(e).encode() for e in sorted(bad, key=lambda e: e.origin.offset)
+    ]
+    assert p.stats["dead_letters"] == 3

@@ -59,14 +59,14 @@ def test_lag_latency_and_batch_size_after_a_flush() -> None:
 
 def test_unknown_high_water_sets_no_lag() -> None:
     m = PipelineMetrics()
-    m.observe_applied([Rec("p.s.t", 0, 1, 0)], [], FlushResult(offsets={("p.s.t", 0): 2}), lambda t, p: None)
+    m.observe_applied([Rec("p.s.t", 0, 1, 0)], {}, FlushResult(offsets={("p.s.t", 0): 2}), lambda t, p: None)
     assert sample(m, "changefeed_partition_lag_events", topic="p.s.t", partition="0") is None
 
 
 def test_revoked_partitions_stop_reporting_lag_and_rebalances_count() -> None:
     m = PipelineMetrics()
     m.observe_assigned([("p.s.t", 0), ("p.s.t", 1)], 2)
-    m.observe_applied([], [], FlushResult(offsets={("p.s.t", 0): 2, ("p.s.t", 1): 2}), lambda t, p: 3)
+    m.observe_applied([], {}, FlushResult(offsets={("p.s.t", 0): 2, ("p.s.t", 1): 2}), lambda t, p: 3)
     m.observe_revoked([("p.s.t", 1), ("p.s.t", 7)], 1)
     assert sample(m, "changefeed_partition_lag_events", topic="p.s.t", partition="0") == 1
     assert sample(m, "changefeed_partition_lag_events", topic="p.s.t", partition="1") is None
@@ -140,7 +140,7 @@ def test_a_failing_high_water_only_skips_the_lag() -> None:
     def revoked(topic: str, partition: int) -> int | None:
         raise AssertionError("Partition is not assigned")  # what aiokafka raises
 
-    m.observe_applied([Rec("p.s.t", 0, 1, 0)], [], FlushResult(offsets={("p.s.t", 0): 2}), revoked)
+    m.observe_applied([Rec("p.s.t", 0, 1, 0)], {}, FlushResult(offsets={("p.s.t", 0): 2}), revoked)
     assert sample(m, "changefeed_partition_lag_events", topic="p.s.t", partition="0") is None
     assert sample(m, "changefeed_batch_records_count") == 1
 
@@ -157,3 +157,48 @@ def test_a_taken_metrics_port_moves_to_the_next() -> None:
         assert not PipelineMetrics().serve(port, tries=1)  # only the taken one: a warning, no endpoint
     finally:
         server.shutdown()
+
+
+def test_batch_observation_exports_what_one_observe_per_value_does() -> None:
+    """The end-to-end histogram is fed once per flush; its buckets and sum must not change."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from streams.pipeline.metrics import LATENCY_BUCKETS, observe_many
+
+    values = [0.0, 0.01, 0.0100001, 0.2, 0.25, 1.0, 7.5, 300.0, 301.0, 0.005] * 3
+    one, many = CollectorRegistry(), CollectorRegistry()
+    h1 = Histogram("lat", "d", ["table"], buckets=LATENCY_BUCKETS, registry=one)
+    h2 = Histogram("lat", "d", ["table"], buckets=LATENCY_BUCKETS, registry=many)
+    for v in values:
+        h1.labels(table="t").observe(v)
+    observe_many(h2.labels(table="t"), values)
+    observe_many(h2.labels(table="t"), [])
+
+    def samples(r: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
+        return [
+            (s.name, s.labels, s.value)
+            for m in r.collect()
+            for s in m.samples
+            if not s.name.endswith("_created")
+        ]
+
+    assert samples(many) == samples(one)
+    assert sample_value(many, "lat_bucket", table="t", le="0.01") == 9  # 0.0, 0.005 and 0.01 itself
+
+
+def test_pending_groups_latency_samples_by_sink_table() -> None:
+    committed = datetime.now(UTC)
+    m1 = SimpleNamespace(sink_schema="sk", sink_table="t")
+    m2 = SimpleNamespace(sink_schema="sk", sink_table="t")  # another version of the same table
+    writes = [
+        SimpleNamespace(mapping=m, event=SimpleNamespace(source_ts=ts))
+        for m, ts in [(m1, committed), (m2, committed), (m1, None), (m1, committed)]
+    ]
+    assert PipelineMetrics.pending(writes) == {"sk.t": [committed, committed, committed]}
+
+
+def sample_value(r: object, name: str, **labels: str) -> float | None:
+    from prometheus_client import CollectorRegistry
+
+    assert isinstance(r, CollectorRegistry)
+    return r.get_sample_value(name, labels)

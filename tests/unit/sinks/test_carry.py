@@ -8,10 +8,18 @@ from typing import Any
 import pytest
 
 from streams.cdc import ChangeEvent
-from streams.errors import SinkRowError
+from streams.errors import SinkRowError, SinkRowErrors
 from streams.sinks import UNAVAILABLE_VALUE, TableMapping
 from streams.sinks.batch import Batch, Write, merge, to_write
-from streams.sinks.carry import MovedRows, carry_steps, check_inserted, old_key_of, stored_rows_sql
+from streams.sinks.carry import (
+    MovedRows,
+    carry_steps,
+    check_inserted,
+    inserted_errors,
+    old_key_of,
+    stored_rows_sql,
+    unknown_error,
+)
 from streams.sinks.flush import flush_steps
 from streams.sinks.mapping import DeletePolicy
 from tests.unit.sinks.sink_events import pg_event
@@ -228,3 +236,31 @@ def test_flush_refuses_an_insert_of_a_kept_placeholder(customers: TableMapping) 
     next(plan)
     plan.send([])
     plan.send([[1, False]])  # an update of the stored row: no error, the flush goes on
+
+
+def test_flush_names_every_insert_of_a_kept_placeholder_in_one_attempt(customers: TableMapping) -> None:
+    bad = [
+        write(customers, pg_event("u", {"id": i, "email": "a", "bio": P}, 100 + i, offset=i))
+        for i in range(1, 4)
+    ]
+    good = write(customers, pg_event("c", {"id": 9, "email": "a", "bio": "full"}, 200, offset=9))
+    b = Batch()
+    b.writes = [*bad, good]
+    b.mark("cf.public.customers", 0, 9)
+    upserts: list[Any] = []
+
+    def every_write_inserts() -> None:  # no row for any key
+        plan = flush_steps(b, "g", "public")
+        step = next(plan)
+        while True:
+            upsert = "INSERT INTO" in step.query.as_string(None)
+            upserts.extend([step] if upsert else [])
+            step = plan.send([[n + 1, True] for n in range(len(step.params[0]))] if upsert else [])
+
+    with pytest.raises(SinkRowErrors) as exc:
+        every_write_inserts()
+    assert len(upserts) == 2  # both statement groups ran (placeholder kept, and not) before the error
+    assert [e.origin.offset for e in exc.value.errors] == [1, 2, 3]
+    assert [str(e) for e in exc.value.errors] == [str(unknown_error(w)) for w in bad]  # letter texts
+    assert exc.value.origin.offset == 1  # as a plain SinkRowError: the first
+    assert [e.origin.offset for e in inserted_errors(bad, [2, 0])] == [1, 3]  # index order

@@ -100,3 +100,41 @@ def test_drop_and_discard_partition(customers: TableMapping) -> None:
 )
 def test_placeholder_detection(value: object, expected: bool) -> None:
     assert is_unavailable(value) is expected
+
+
+def test_to_write_builds_a_frozen_write_equal_to_the_constructors(customers: TableMapping) -> None:
+    """``to_write`` skips the frozen dataclass ``__init__`` (a hot path): the result must be the same."""
+    import dataclasses
+
+    from streams.sinks.batch import Write
+
+    for ev in (
+        pg_event("u", {"id": 1, "email": "b", "bio": UNAVAILABLE_VALUE}, 110),
+        pg_event("c", {"id": 2, "email": "a", "bio": "x"}, 120),
+        pg_event("d", {"id": 3}, 130),
+    ):
+        w = to_write(customers, ev)
+        assert set(vars(w)) == {f.name for f in dataclasses.fields(Write)}  # none left to a default
+        built = Write(**{f.name: getattr(w, f.name) for f in dataclasses.fields(Write)})
+        assert w == built
+        assert dataclasses.replace(w, values=w.values) == built
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            w.key = (9,)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "bio", [UNAVAILABLE_VALUE.encode(), bytearray(UNAVAILABLE_VALUE.encode()), [UNAVAILABLE_VALUE]]
+)
+def test_placeholder_in_every_form_keeps_the_column(customers: TableMapping, bio: object) -> None:
+    w = to_write(customers, pg_event("u", {"id": 1, "email": "b", "bio": bio}, 110))
+    assert w.keep == {"about"}
+    assert w.unavailable == {"about"}
+    assert w.values == ("b", None)
+
+
+def test_offsets_never_move_backwards() -> None:
+    b = Batch()
+    b.mark("t", 0, 7)
+    b.mark("t", 0, 3)
+    b.mark("t", 1, 0)
+    assert b.next_offsets == {("t", 0): 8, ("t", 1): 1}
