@@ -16,16 +16,12 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
 from streams.cdc.logical import row_fields, row_logical_types
-from streams.codecs.avro_compiled import Fallback, compile_writer
 from streams.codecs.fastread import Reader, compile_reader
 from streams.codecs.schemas import SchemaLookup, WriterSchemas, parse_for_fastavro
 from streams.codecs.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, schema_id_of
 from streams.errors import AvroBodyError, MessageOrigin
 from streams.registry.schema import SchemaSource
 
-# What sends a record from the compiled writers to fastavro: their own refusal, and whatever a
-# logical type's converter (fastavro's) raises on a value it does not convert.
-_FALLBACK = (Fallback, TypeError, ValueError, AttributeError, KeyError, OverflowError)
 # Everything fastavro raises for bytes that do not match their writer schema (truncation is EOF).
 _BODY_ERRORS = (EOFError, ValueError, IndexError, KeyError, TypeError, OverflowError, SchemaResolutionError)
 
@@ -114,31 +110,20 @@ class AvroDecoder:
 class AvroEncoder:
     """Encodes records with one registered schema (id known up front: no registry call per record).
 
-    Through writers compiled from the schema (``avro_compiled``) when it can, byte for byte what
-    fastavro writes; a schema or a value they do not take goes to fastavro, errors included.
+    fastavro's writer: a compiled writer (as on the decoding side) measured 4 µs less per event in
+    isolation but no difference in the worker's CPU, so the library's stays.
     """
 
     def __init__(self, schema_id: int, schema: Any) -> None:
         self.schema_id = schema_id
         self._schema = schema
         self._header = HEADER.pack(MAGIC_BYTE, schema_id)
-        self._compiled = compile_writer(schema)
 
     @classmethod
     def for_source(cls, schema_id: int, source: SchemaSource, lookup: SchemaLookup) -> AvroEncoder:
         return cls(schema_id, parse_for_fastavro(source, lookup))
 
     def encode(self, record: Any) -> bytes:
-        if self._compiled is not None:
-            out = bytearray(self._header)
-            try:
-                self._compiled(out, record)
-                return bytes(out)
-            except _FALLBACK:
-                pass  # a value the compiled writers do not take: fastavro writes it or says why
-        return self.encode_with_fastavro(record)
-
-    def encode_with_fastavro(self, record: Any) -> bytes:
         buffer = BytesIO()
         buffer.write(self._header)
         schemaless_writer(buffer, self._schema, record)
