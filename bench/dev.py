@@ -8,12 +8,16 @@
 ``prepare`` runs the bench's seeded set-based workloads on the stack's customers source (the one
 ``changefeed up`` started, or the one ``CHANGEFEED_STACK__STATE_DIR`` names), waits for Debezium to
 settle, and copies each workload's range to fresh replay topics (and, with ``--partitions``, to keyed
-ones of that many partitions). ``run`` replays one topic set through one peer into a fresh sink schema
-and prints events/s, CPU s per 1,000 events and peak RSS (``bench.peers``, as ``make bench`` does); with
-``--profile``, where the first worker spent its time (py-spy). Peers: ``cf`` (as shipped, publishing
-domain events), ``cfn`` (publishing off), ``plain`` (the plain confluent-kafka + fastavro + psycopg
-loop), ``jdbc`` (the Debezium JDBC sink with Kafka's consumer defaults, ``--processes`` as ``tasks.max``:
-``make bench`` also tunes its consumer, which needs a Connect worker that allows client overrides).
+ones of that many partitions). The changes stay in the stack's customers topic: anything that reads
+it from its start (the demo's worker, some integration tests) has them to read first afterwards, so
+prepare on a stack of your own or start a fresh one (``changefeed down --purge``) when you are done.
+
+``run`` replays one topic set through one peer into a fresh sink schema and prints events/s, CPU s
+per 1,000 events and peak RSS (``bench.peers``, as ``make bench`` does); with ``--profile``, where the
+first worker spent its time (py-spy). Peers: ``cf`` (as shipped, publishing domain events), ``cfn``
+(publishing off), ``plain`` (the plain confluent-kafka + fastavro + psycopg loop), ``jdbc`` (the
+Debezium JDBC sink with Kafka's consumer defaults, ``--processes`` as ``tasks.max``: ``make bench``
+also tunes its consumer, which needs a Connect worker that allows client overrides).
 """
 
 from __future__ import annotations

@@ -27,8 +27,12 @@ _BODY_ERRORS = (EOFError, ValueError, IndexError, KeyError, TypeError, OverflowE
 
 
 class AvroDecoder:
-    def __init__(self, lookup: SchemaLookup, reader_schema: dict[str, Any] | str | None = None) -> None:
+    def __init__(
+        self, lookup: SchemaLookup, reader_schema: dict[str, Any] | str | None = None, compiled: bool = True
+    ) -> None:
+        """``compiled=False``: fastavro's reader for every record (``[worker] avro_reader``)."""
         self._writers = WriterSchemas(lookup)
+        self._compile = compiled and reader_schema is None
         self._reader = parse_schema(reader_schema) if reader_schema is not None else None
         self._plans: dict[int, tuple[Any, Any]] = {}
         # Per writer schema id, its compiled reader (``streams.codecs.fastread``) when there is no
@@ -102,7 +106,7 @@ class AvroDecoder:
     def _plan(self, schema_id: int, origin: MessageOrigin | None) -> tuple[Any, Any]:
         writer = self._writers.get(schema_id, origin)
         plan = self._plans[schema_id] = (writer, self._reader)
-        if self._reader is None:
+        if self._compile:
             self._compiled[schema_id] = compile_reader(writer)
         return plan
 

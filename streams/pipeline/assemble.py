@@ -25,7 +25,8 @@ def handler_and_events(
     # Only the transforms' events need the rebuilt before image; without publishing, skip it.
     before = project.registry.before
     previous = PreviousRows(sink, before) if encoders is not None and before else None
-    handler = Handler(AvroDecoder(registry), project.registry, encoders, sink, previous)
+    decoder = AvroDecoder(registry, compiled=settings.worker.avro_reader == "compiled")
+    handler = Handler(decoder, project.registry, encoders, sink, previous)
     if encoders is None:
         return handler, None
     return handler, LibrdkafkaEvents(events_producer_config(settings.kafka, settings.worker))

@@ -260,3 +260,14 @@ def test_decoder_uses_it_and_types_its_errors() -> None:
         decoder.decode(data + b"\x00")
     with pytest.raises(AvroBodyError, match="does not decode"):
         decoder.decode(data[:-1])
+
+
+def test_the_decoder_uses_fastavro_alone_when_told() -> None:
+    """``[worker] avro_reader = "fastavro"``: no compiled reader, the same values."""
+    schema = {"type": "record", "name": "R", "fields": [{"name": "a", "type": "long"}]}
+    data = b"\x00" + (7).to_bytes(4, "big") + b"\x54"
+    compiled = AvroDecoder(_Lookup(schema), compiled=True)
+    plain = AvroDecoder(_Lookup(schema), compiled=False)
+    assert compiled.decode(data) == plain.decode(data) == {"a": 42}
+    assert compiled._compiled.get(7) is not None
+    assert plain._compiled.get(7) is None
