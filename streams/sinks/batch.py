@@ -323,7 +323,8 @@ class Batch:
 def group(writes: Iterable[Write]) -> dict[tuple[TableMapping, bool, frozenset[str]], list[Write]]:
     """``writes`` by statement: same table, hard delete or not, same kept columns."""
     out: dict[tuple[TableMapping, bool, frozenset[str]], list[Write]] = defaultdict(list)
+    delete, hard_policy = Op.DELETE, DeletePolicy.HARD
     for w in writes:  # TableMapping caches its hash, so keying by it is cheap
-        hard = w.hard_delete
+        hard = w.event.op is delete and w.mapping.delete_policy is hard_policy  # w.hard_delete, inlined
         out[(w.mapping, hard, _EMPTY if hard else w.keep)].append(w)
     return out
