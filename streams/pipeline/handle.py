@@ -22,6 +22,9 @@ from streams.sinks import AsyncPostgresSink
 from streams.sinks.carry import new_key_of, old_key_of
 from streams.sinks.previous import PreviousRows
 
+_OUTBOX = OUTBOX_PREFIX + "."
+_AHEAD: Any = object()  # not decoded ahead: ``handle`` decodes it
+
 
 class Record(Protocol):
     topic: str
@@ -67,7 +70,7 @@ class Handler:
         keys: dict[str, list[Mapping[str, Any]]] = {}
         self._keys.clear()
         for r in records:
-            if r.key is None or r.topic.startswith(OUTBOX_PREFIX + "."):
+            if r.key is None or r.topic.startswith(_OUTBOX):
                 continue
             table = self._tables.get(r.topic) or _table_of(r.topic)
             if table is None or table not in self.previous.tables:
@@ -83,23 +86,29 @@ class Handler:
 
     def handle(self, r: Record) -> list[Outgoing]:
         """Buffer ``r`` in the sink and return its encoded domain events."""
-        origin = MessageOrigin(r.topic, r.partition, r.offset)
-        at = (r.topic, r.partition, r.offset)
-        key = self._keys.pop(at) if at in self._keys else self._decode(r.key, origin)
-        value = self.values.pop(at) if at in self.values else self._decode(r.value, origin)
-        if r.topic.startswith(OUTBOX_PREFIX + "."):
+        topic, partition, offset = r.topic, r.partition, r.offset
+        origin = MessageOrigin(topic, partition, offset)
+        # One lookup each, and none when nothing was decoded ahead (no prefetch, no gate).
+        at = (topic, partition, offset)
+        key = self._keys.pop(at, _AHEAD) if self._keys else _AHEAD
+        if key is _AHEAD:
+            key = self._decode(r.key, origin)
+        value = self.values.pop(at, _AHEAD) if self.values else _AHEAD
+        if value is _AHEAD:
+            value = self._decode(r.value, origin)
+        if topic.startswith(_OUTBOX):
             events = self.registry.for_outbox(outbox_message(r, key, value))
-            self.sink.mark(r.topic, r.partition, r.offset)  # no rows, but the offset counts
+            self.sink.mark(topic, partition, offset)  # no rows, but the offset counts
         else:
             change = parse_change_event(
                 value,
                 key=key,
-                topic=r.topic,
-                partition=r.partition,
-                offset=r.offset,
+                topic=topic,
+                partition=partition,
+                offset=offset,
                 logical_types=self.decoder.row_types(r.value),
             )
-            self._tables[r.topic] = change.table_id
+            self._tables[topic] = change.table_id
             # The table transforms only make domain events: not publishing, they do not run (they
             # were a quarter of the worker's CPU for events thrown away).
             events = []
@@ -108,7 +117,7 @@ class Handler:
             key_fields = list(key) if isinstance(key, Mapping) else []
             # A primary-key change names its other key in a header: unchanged TOAST values carry over.
             moved = (old_key_of(r.headers), new_key_of(r.headers)) if r.headers else (None, None)
-            self.sink.add(r.partition, change, self.decoder.row_fields(r.value), key_fields, *moved)
+            self.sink.add(partition, change, self.decoder.row_fields(r.value), key_fields, *moved)
         if self.encoders is None:
             return []
         try:

@@ -117,7 +117,8 @@ class Pipeline:
                 timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch
             )
             self.metrics.probes.polled()
-            records = [r for rs in batches.values() for r in rs]
+            # One list of the partitions' lists, concatenated in C (not a Python step per record).
+            records = list(itertools.chain.from_iterable(batches.values()))
             if records:
                 async with self.lock:
                     await self.process(records)
@@ -139,9 +140,18 @@ class Pipeline:
             raise
         except Exception:
             log.exception("previous-row prefetch failed; falling back to one lookup per update")
-        for r in records:
-            handled = self._handle_now(r)
-            outgoing += await self._handle(r, handled) if isinstance(handled, BaseException) else handled
+        handle, check = self.handler.handle, self._check_sizes
+        for r in records:  # no coroutine and no extra call per record
+            try:
+                events = handle(r)
+                if events:
+                    check(r, events)
+                failed: Exception | None = None
+            except Exception as exc:
+                failed = exc
+            # Outside the except clause, as before: the retry's or dead letter's errors chain no
+            # context from ``failed``.
+            outgoing += events if failed is None else await self._handle(r, failed)
         if outgoing:  # every domain event acked before the sink stores the batch's offsets
             await self.backoff.retry("publish", partial(self.events.publish, outgoing))
         pending = self.metrics.pending(self.sink.batch.writes)  # before the flush clears them
@@ -175,18 +185,8 @@ class Pipeline:
             logging.shutdown()
             os._exit(FAULT_EXIT_CODE)
 
-    def _handle_now(self, r: Record) -> list[Outgoing] | BaseException:
-        """The common case, without a coroutine per record: the events, or what went wrong."""
-        try:
-            events = self.handler.handle(r)
-            if events:
-                self._check_sizes(r, events)
-            return events
-        except Exception as exc:
-            return exc
-
     async def _handle(self, r: Record, failed: BaseException) -> list[Outgoing]:
-        """After ``_handle_now`` failed: retry a transient failure, dead-letter poison."""
+        """After ``handler.handle`` failed in ``process``: retry a transient failure, dead-letter poison."""
 
         async def once() -> list[Outgoing]:
             events = self.handler.handle(r)

@@ -38,6 +38,7 @@ HighWater = Callable[[str, int], int | None]
 
 _partition_of = attrgetter("topic", "partition")
 _timestamp_of = attrgetter("timestamp")
+_NO_MAPPING = object()
 
 
 def observe_many(histogram: Any, amounts: Sequence[float]) -> None:
@@ -199,15 +200,21 @@ class PipelineMetrics:
     @staticmethod
     def pending(writes: Iterable[Any]) -> Pending:
         """Before a flush: the source commit times of the buffered changes, by sink table."""
-        by_mapping: dict[int, tuple[Any, list[datetime]]] = {}  # by id: one lookup per write
+        by_mapping: dict[int, tuple[Any, list[datetime]]] = {}  # by id: no mapping hashed
+        # A batch's writes come in runs of one mapping: a dict lookup per run, not per write.
+        last: Any = _NO_MAPPING
+        times: list[datetime] = []
         for w in writes:
             committed = w.event.source_ts
             if committed is None:
                 continue
-            slot = by_mapping.get(id(w.mapping))
-            if slot is None:
-                slot = by_mapping[id(w.mapping)] = (w.mapping, [])
-            slot[1].append(committed)
+            m = w.mapping
+            if m is not last:
+                slot = by_mapping.get(id(m))
+                if slot is None:
+                    slot = by_mapping[id(m)] = (m, [])
+                last, times = m, slot[1]
+            times.append(committed)
         out: dict[str, list[datetime]] = {}
         for m, times in by_mapping.values():  # two versions of a mirrored table's mapping: one table
             out.setdefault(f"{m.sink_schema}.{m.sink_table}", []).extend(times)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from operator import attrgetter
 from typing import Any
 
@@ -47,9 +47,15 @@ class Write:
     moved_at: bytes = b""
     new_key: tuple[Any, ...] | None = None  # on the old key's delete (``__debezium.newkey``)
 
-    @property
+    @cached_property
     def hard_delete(self) -> bool:
-        return self.event.op is Op.DELETE and self.mapping.delete_policy is DeletePolicy.HARD
+        # Read a few times per write and flush (grouping, merging, carrying): ``_write`` stores
+        # it up front, so those reads are an instance-dict hit; a ``Write(...)`` computes it once.
+        return _hard_delete(self.mapping, self.event)
+
+
+def _hard_delete(mapping: TableMapping, event: ChangeEvent) -> bool:
+    return event.op is Op.DELETE and mapping.delete_policy is DeletePolicy.HARD
 
 
 _new = object.__new__
@@ -85,6 +91,7 @@ def _write(  # one parameter per field of Write, in its order
         old_key=old_key,
         moved_at=moved_at,
         new_key=new_key,
+        hard_delete=_hard_delete(mapping, event),  # the cached property's value (not a field)
     )
     return w
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from psycopg import sql
@@ -38,6 +39,7 @@ from streams.sinks.truncate import Truncate, truncate_params, truncate_sql
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_first = itemgetter(0)
 
 
 @dataclass
@@ -190,21 +192,45 @@ def lookup_targets(
     return [out[k] for k in sorted(out)]
 
 
+def first_keys(writes: Iterable[Write]) -> dict[tuple[str, str], set[Any]]:
+    """The first key column's values of ``writes``, by sink schema and table, in one pass."""
+    by_mapping: dict[int, tuple[TableMapping, list[tuple[Any, ...]]]] = {}  # by id: no hash
+    # A batch's writes come in runs of one mapping: a dict lookup per run, not per write.
+    last: TableMapping | None = None
+    keys: list[tuple[Any, ...]] = []
+    for w in writes:
+        m = w.mapping
+        if m is not last:
+            slot = by_mapping.get(id(m))
+            if slot is None:
+                slot = by_mapping[id(m)] = (m, [])
+            last, keys = m, slot[1]
+        keys.append(w.key)
+    out: dict[tuple[str, str], set[Any]] = {}
+    for m, found in by_mapping.values():  # two versions of a mirrored table's mapping: one table
+        if m.key:  # always, for a validated mapping; never an IndexError from one that is not
+            out.setdefault((m.sink_schema, m.sink_table), set()).update(map(_first, found))
+    return out
+
+
 def lookup_steps(
-    batch: Batch, target: TableMapping, removed: Mapping[tuple[str, str], set[Any]] | None = None
+    batch: Batch,
+    target: TableMapping,
+    removed: Mapping[tuple[str, str], set[Any]] | None = None,
+    keys: Mapping[tuple[str, str], set[Any]] | None = None,
 ) -> Generator[Step, list[Any], None]:
     """Refresh the copied columns of every target row the batch touched, on either side
-    (``removed``: keys a truncate removed, by sink schema and table)."""
+    (``removed``: keys a truncate removed, by sink schema and table; ``keys``: ``first_keys`` of
+    the batch's writes, computed once for all targets)."""
+    if keys is None:
+        keys = first_keys(batch.writes)
     key = target.key_columns[0]
-    own = sorted({w.key[0] for w in batch.writes if w.mapping.sink_table == target.sink_table}, key=str)
+    # The target's own rows by table name, in any sink schema (as the lookup has always matched).
+    own = sorted(set().union(*(ks for (_, t), ks in keys.items() if t == target.sink_table)), key=str)
     for lk in target.lookups:
         on = target.column(lk.on)
         assert on is not None  # validate_mappings checked it
-        looked = {
-            w.key[0]
-            for w in batch.writes
-            if w.mapping.sink_schema == target.sink_schema and w.mapping.sink_table == lk.table
-        }
+        looked = set(keys.get((target.sink_schema, lk.table), ()))
         looked |= (removed or {}).get((target.sink_schema, lk.table), set())
         if not own and not looked:
             continue
@@ -288,8 +314,9 @@ def flush_steps(
         if t.mapping.truncate is TruncatePolicy.IGNORE:
             result.truncates.append((f"{t.mapping.sink_schema}.{t.mapping.sink_table}", "ignored", 0))
             notices.append(t.notice(applied=False))
+    touched = first_keys(batch.writes) if targets else {}
     for target in targets:
-        yield from lookup_steps(batch, target, removed)
+        yield from lookup_steps(batch, target, removed, touched)
     if result.conflicts:
         yield Step(ledger_sql(schema), ledger_params(result.conflicts), fetch=False)
     if notices:

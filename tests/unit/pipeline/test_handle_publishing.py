@@ -73,3 +73,36 @@ def test_publishing_the_transform_runs_and_its_rejection_is_the_records_poison()
     else:
         raise AssertionError("the transform's rejection did not surface")
     assert len(calls) == 1
+
+
+class CountingDecoder(DictDecoder):
+    def __init__(self, values: dict[bytes, Any]) -> None:
+        super().__init__(values)
+        self.decoded: list[bytes] = []
+
+    def decode(self, data: bytes, origin: MessageOrigin | None = None) -> Any:
+        self.decoded.append(data)
+        return super().decode(data, origin)
+
+
+def test_keys_and_values_decoded_ahead_are_used_once_then_decoded_again() -> None:
+    decoder = CountingDecoder({b"k": {"id": 1}, b"v": envelope("c", after={"id": 1, "email": "a"})})
+    sink = Sink()
+    h = Handler(decoder, rejecting([]), None, sink)  # type: ignore[arg-type]
+    h._keys[(TOPIC, 0, 5)] = {"id": 2}
+    h.values[(TOPIC, 0, 5)] = envelope("c", after={"id": 2, "email": "ahead"})
+    h.values[(TOPIC, 0, 6)] = None  # decoded ahead as nothing (a tombstone): not decoded again
+    h.handle(Rec(5, TOPIC, key=b"k", value=b"v"))
+    assert decoder.decoded == []
+    assert h._keys == {}
+    assert h.values == {(TOPIC, 0, 6): None}
+    h.handle(Rec(6, TOPIC, key=b"k", value=b"v"))
+    assert decoder.decoded == [b"k"]
+    assert h.values == {}
+    h.handle(Rec(5, TOPIC, key=b"k", value=b"v"))  # redelivered: decoded this time
+    assert decoder.decoded == [b"k", b"k", b"v"]
+    assert [(c.tombstone, c.after) for c in sink.added] == [
+        (False, {"id": 2, "email": "ahead"}),
+        (True, None),
+        (False, {"id": 1, "email": "a"}),
+    ]

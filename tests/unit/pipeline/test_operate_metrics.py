@@ -202,3 +202,17 @@ def sample_value(r: object, name: str, **labels: str) -> float | None:
 
     assert isinstance(r, CollectorRegistry)
     return r.get_sample_value(name, labels)
+
+
+def test_pending_keeps_every_sample_across_interleaved_runs_of_mappings() -> None:
+    t = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=s) for s in range(6)]
+    a, b = (
+        SimpleNamespace(sink_schema="sk", sink_table="a"),
+        SimpleNamespace(sink_schema="sk", sink_table="b"),
+    )
+    a2 = SimpleNamespace(sink_schema="sk", sink_table="a")  # a second version of a's mapping
+    order = [(a, t[0]), (a, t[1]), (b, t[2]), (a, t[3]), (b, None), (a2, t[4]), (b, t[5])]
+    writes = [SimpleNamespace(mapping=m, event=SimpleNamespace(source_ts=ts)) for m, ts in order]
+    # By mapping in first-seen order, each one's samples in arrival order.
+    assert PipelineMetrics.pending(writes) == {"sk.a": [t[0], t[1], t[3], t[4]], "sk.b": [t[2], t[5]]}
+    assert PipelineMetrics.pending([]) == {}

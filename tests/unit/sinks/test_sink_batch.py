@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
+from streams.cdc import Op
 from streams.errors import PermanentError, SinkRowError
 from streams.sinks import UNAVAILABLE_VALUE, TableMapping, is_unavailable
 from streams.sinks.batch import Batch, to_write
+from streams.sinks.mapping import DeletePolicy
 from tests.unit.sinks.sink_events import pg_event
 
 
@@ -108,15 +112,22 @@ def test_to_write_builds_a_frozen_write_equal_to_the_constructors(customers: Tab
 
     from streams.sinks.batch import Write
 
-    for ev in (
-        pg_event("u", {"id": 1, "email": "b", "bio": UNAVAILABLE_VALUE}, 110),
-        pg_event("c", {"id": 2, "email": "a", "bio": "x"}, 120),
-        pg_event("d", {"id": 3}, 130),
+    soft = dataclasses.replace(customers, delete_policy=DeletePolicy.SOFT)
+    for m, ev in itertools.product(
+        (customers, soft),
+        (
+            pg_event("u", {"id": 1, "email": "b", "bio": UNAVAILABLE_VALUE}, 110),
+            pg_event("c", {"id": 2, "email": "a", "bio": "x"}, 120),
+            pg_event("d", {"id": 3}, 130),
+        ),
     ):
-        w = to_write(customers, ev)
-        assert set(vars(w)) == {f.name for f in dataclasses.fields(Write)}  # none left to a default
+        w = to_write(m, ev)
+        # None left to a default; besides the fields, only the stored ``hard_delete``.
+        assert set(vars(w)) == {f.name for f in dataclasses.fields(Write)} | {"hard_delete"}
         built = Write(**{f.name: getattr(w, f.name) for f in dataclasses.fields(Write)})
         assert w == built
+        assert "hard_delete" not in vars(built)  # computed on first read, to the same value
+        assert w.hard_delete is built.hard_delete is (ev.op is Op.DELETE and m is customers)
         assert dataclasses.replace(w, values=w.values) == built
         with pytest.raises(dataclasses.FrozenInstanceError):
             w.key = (9,)  # type: ignore[misc]
