@@ -103,6 +103,7 @@ class _KeyWrites:
 
 
 _NONE = _KeyWrites()  # a key with no writes in the batch (never added to)
+_NO_KEYS: dict[tuple[Any, ...], _KeyWrites] = {}  # a sink table with none (never added to)
 
 
 class PreviousRows:
@@ -120,7 +121,7 @@ class PreviousRows:
         # Per poll: the sink rows of the keys this poll updates, fetched in one query.
         self._fetched: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...] | None] = {}
         # Incremental index of the batch's writes by key (a scan per update was O(n^2)).
-        self._index: dict[tuple[str, str, tuple[Any, ...]], _KeyWrites] = {}
+        self._index: dict[tuple[str, str], dict[tuple[Any, ...], _KeyWrites]] = {}
         self._indexed_list: list[Write] | None = None  # the batch's list the index describes
         self._indexed_n = 0
 
@@ -181,16 +182,20 @@ class PreviousRows:
             self._index, self._indexed_list, self._indexed_n = {}, writes, 0
         n = len(writes)
         if self._indexed_n < n:
-            index = self._index
+            # Per sink table, then by key: no (schema, table, key) tuple built per write (an
+            # allocation per event, and this loop was where the collector's time landed).
+            index, last, keys = self._index, None, {}
             for i in range(self._indexed_n, n):
                 w = writes[i]
-                slot = (w.mapping.sink_schema, w.mapping.sink_table, w.key)
-                entry = index.get(slot)
+                if w.mapping is not last:
+                    last = w.mapping
+                    keys = index.setdefault((last.sink_schema, last.sink_table), {})
+                entry = keys.get(w.key)
                 if entry is None:
-                    entry = index[slot] = _KeyWrites()
+                    entry = keys[w.key] = _KeyWrites()
                 entry.add(w)
             self._indexed_n = n
-        return self._index.get((m.sink_schema, m.sink_table, key), _NONE)
+        return self._index.get((m.sink_schema, m.sink_table), _NO_KEYS).get(key, _NONE)
 
     async def _prefetch_query(self, query: sql.Composed, params: list[Any]) -> list[tuple[Any, ...]]:
         conn = await self.sink.connection()
