@@ -14,6 +14,7 @@ from streams.errors import TransformError
 from streams.project.events import (
     DomainEvent,
     OutboxMessage,
+    domain_event,
     event_id,
     position_record,
     source_name,
@@ -36,6 +37,7 @@ __all__ = [
     "SourcePosition",
     "TableSpec",
     "TransformError",
+    "domain_event",
     "domain_topic",
     "event_id",
     "load_project",

@@ -6,6 +6,7 @@ change produces the same id and consumers de-duplicate on it; ``time`` is the so
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from streams.cdc import ChangeEvent, SourceKind, SourcePosition
 # Fixed namespace: changing it would change every event id and defeat consumer de-duplication.
 _NAMESPACE = uuid.UUID("6f1f6c1e-5b1a-4c7e-9a43-0c2b1f6de001")
 _INT64 = 2**63 - 1
+# uuid5 is SHA-1 over the namespace's bytes then the name: hashed once, copied per id.
+_NAMESPACE_SHA1 = hashlib.sha1(_NAMESPACE.bytes, usedforsecurity=False)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,38 @@ class DomainEvent:
         }
 
 
+def domain_event(  # one parameter per field of DomainEvent, in its order
+    topic: str,
+    record: str,
+    id: str,  # the field's name
+    source: str,
+    time: datetime,
+    subject: str,
+    version: int,
+    position: Mapping[str, Any],
+    data: Mapping[str, Any],
+) -> DomainEvent:
+    """``DomainEvent(...)`` without the frozen ``__init__``: it goes through ``object.__setattr__``
+    once per field (about 2 µs of a published event). Still frozen and equal to the
+    constructor's result (unit-tested, with a check that no field is left out)."""
+    e: DomainEvent = _new(DomainEvent)
+    e.__dict__.update(
+        topic=topic,
+        record=record,
+        id=id,
+        source=source,
+        time=time,
+        subject=subject,
+        version=version,
+        position=position,
+        data=data,
+    )
+    return e
+
+
+_new = object.__new__
+
+
 @dataclass(frozen=True)
 class OutboxMessage:
     """One event routed by Debezium's outbox EventRouter (payload already parsed from JSON)."""
@@ -63,7 +98,23 @@ class OutboxMessage:
 
 def event_id(*parts: object) -> str:
     """Deterministic id from the coordinates of what caused the event."""
-    return str(uuid.uuid5(_NAMESPACE, "|".join(str(p) for p in parts)))
+    return uuid5_text("|".join(map(str, parts)))
+
+
+def uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(_NAMESPACE, name))`` at a third of the cost (one per published event).
+
+    Same bytes as the standard library's: SHA-1 of the namespace and the UTF-8 name, first 16
+    bytes, version 5 in the high nibble of byte 6, the RFC 4122 variant in byte 8 (unit-tested
+    against ``uuid.uuid5``). Skips building a ``uuid.UUID`` only to format it.
+    """
+    h = _NAMESPACE_SHA1.copy()
+    h.update(name.encode())
+    d = bytearray(h.digest()[:16])
+    d[6] = (d[6] & 0x0F) | 0x50
+    d[8] = (d[8] & 0x3F) | 0x80
+    x = d.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def position_record(event: ChangeEvent) -> dict[str, Any]:

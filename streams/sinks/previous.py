@@ -62,6 +62,50 @@ def with_before(change: ChangeEvent, before: Mapping[str, Any]) -> ChangeEvent:
     return new
 
 
+class _KeyWrites:
+    """One key's writes in the batch, and the answer to the usual question without a scan.
+
+    A hot key collects hundreds of writes per batch; scanning them all for each of its updates
+    was quadratic (most of the worker's previous-row cost on the update-heavy replay). Positions
+    of one key normally grow, so the incoming update is above all of them and the answer is the
+    newest write that is not a hard delete, kept as the writes are indexed. Only an update at or
+    below a buffered position (a replay) scans, with the same rule.
+    """
+
+    __slots__ = ("best", "top", "writes")
+
+    def __init__(self) -> None:
+        self.writes: list[Write] = []
+        self.top = b""  # the highest position of any of the writes
+        # The highest-positioned write that is not a hard delete; of equal ones, the first.
+        self.best: Write | None = None
+
+    def add(self, w: Write) -> None:
+        self.writes.append(w)
+        if w.position > self.top:
+            self.top = w.position
+        if not w.hard_delete and (self.best is None or w.position > self.best.position):
+            self.best = w
+
+    def newest_before(self, incoming: bytes) -> Write | None:
+        """The highest-positioned write below ``incoming`` that is not a hard delete."""
+        if incoming > self.top:
+            return self.best  # every write is below it
+        newest: Write | None = None
+        for w in self.writes:
+            if (
+                w.position < incoming
+                and not w.hard_delete
+                and (newest is None or w.position > newest.position)
+            ):
+                newest = w
+        return newest
+
+
+_NONE = _KeyWrites()  # a key with no writes in the batch (never added to)
+_NO_KEYS: dict[tuple[Any, ...], _KeyWrites] = {}  # a sink table with none (never added to)
+
+
 class PreviousRows:
     """Rebuilds ``before`` for updates of ``tables`` from the batch, then the sink.
 
@@ -77,7 +121,7 @@ class PreviousRows:
         # Per poll: the sink rows of the keys this poll updates, fetched in one query.
         self._fetched: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...] | None] = {}
         # Incremental index of the batch's writes by key (a scan per update was O(n^2)).
-        self._index: dict[tuple[str, str, tuple[Any, ...]], list[Write]] = {}
+        self._index: dict[tuple[str, str], dict[tuple[Any, ...], _KeyWrites]] = {}
         self._indexed_list: list[Write] | None = None  # the batch's list the index describes
         self._indexed_n = 0
 
@@ -121,14 +165,7 @@ class PreviousRows:
         key = key_of(m, change)
         incoming = change.position.to_bytes() if change.position else b""
         cols = _text_columns(m, self.tables[change.table_id])
-        newest: Write | None = None
-        for w in self._buffered(m, key):
-            if (
-                w.position < incoming
-                and not w.hard_delete
-                and (newest is None or w.position > newest.position)
-            ):
-                newest = w
+        newest = self._buffered(m, key).newest_before(incoming)
         if newest is not None:
             # A kept column (TOAST placeholder) has its value only in the sink: left out.
             at = _value_index(m)
@@ -139,14 +176,26 @@ class PreviousRows:
             return None
         return {src: value for (_, src), value in zip(cols, row[:-1], strict=True)}
 
-    def _buffered(self, m: TableMapping, key: tuple[Any, ...]) -> list[Write]:
+    def _buffered(self, m: TableMapping, key: tuple[Any, ...]) -> _KeyWrites:
         writes = self.sink.batch.writes
         if writes is not self._indexed_list or self._indexed_n > len(writes):  # flushed/dropped/revoked
             self._index, self._indexed_list, self._indexed_n = {}, writes, 0
-        for w in writes[self._indexed_n :]:
-            self._index.setdefault((w.mapping.sink_schema, w.mapping.sink_table, w.key), []).append(w)
-        self._indexed_n = len(writes)
-        return self._index.get((m.sink_schema, m.sink_table, key), [])
+        n = len(writes)
+        if self._indexed_n < n:
+            # Per sink table, then by key: no (schema, table, key) tuple built per write (an
+            # allocation per event, and this loop was where the collector's time landed).
+            index, last, keys = self._index, None, {}
+            for i in range(self._indexed_n, n):
+                w = writes[i]
+                if w.mapping is not last:
+                    last = w.mapping
+                    keys = index.setdefault((last.sink_schema, last.sink_table), {})
+                entry = keys.get(w.key)
+                if entry is None:
+                    entry = keys[w.key] = _KeyWrites()
+                entry.add(w)
+            self._indexed_n = n
+        return self._index.get((m.sink_schema, m.sink_table), _NO_KEYS).get(key, _NONE)
 
     async def _prefetch_query(self, query: sql.Composed, params: list[Any]) -> list[tuple[Any, ...]]:
         conn = await self.sink.connection()

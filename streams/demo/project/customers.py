@@ -21,6 +21,7 @@ from streams.project import (
     HandlerRegistry,
     Op,
     TransformError,
+    domain_event,
     domain_topic,
     event_id,
     position_record,
@@ -51,16 +52,17 @@ def _customer_id(event: ChangeEvent) -> int:
 
 def _event(change: ChangeEvent, name: str, customer_id: int, data: dict[str, Any]) -> DomainEvent:
     assert change.source_ts is not None or change.ts is not None
-    return DomainEvent(
-        topic=TOPIC,
-        record=f"{NAMESPACE}.{name}",
-        id=event_id(change.table_id, customer_id, change.position, name),
-        source=source_name(change),
-        time=change.source_ts or change.ts,  # type: ignore[arg-type]  # asserted above
-        subject=str(customer_id),
-        version=version_of(change.position),
-        position=position_record(change),
-        data={"customer_id": customer_id, **data},
+    # domain_event: the DomainEvent constructor's result, without its frozen __init__ (per event).
+    return domain_event(
+        TOPIC,
+        f"{NAMESPACE}.{name}",
+        event_id(change.table_id, customer_id, change.position, name),
+        source_name(change),
+        change.source_ts or change.ts,  # type: ignore[arg-type]  # asserted above
+        str(customer_id),
+        version_of(change.position),
+        position_record(change),
+        {"customer_id": customer_id, **data},
     )
 
 
