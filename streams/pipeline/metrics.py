@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.pipeline.probes import Probes, serve_probes
 from streams.sinks import FlushResult
+from streams.sinks.batch import runs_by_mapping
 
 # Source commit → sink commit: milliseconds when flowing, minutes after an outage or a backlog.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -38,7 +39,7 @@ HighWater = Callable[[str, int], int | None]
 
 _partition_of = attrgetter("topic", "partition")
 _timestamp_of = attrgetter("timestamp")
-_NO_MAPPING = object()
+_committed_at = attrgetter("event.source_ts")  # None for an event without a source commit time
 
 
 def observe_many(histogram: Any, amounts: Sequence[float]) -> None:
@@ -200,23 +201,9 @@ class PipelineMetrics:
     @staticmethod
     def pending(writes: Iterable[Any]) -> Pending:
         """Before a flush: the source commit times of the buffered changes, by sink table."""
-        by_mapping: dict[int, tuple[Any, list[datetime]]] = {}  # by id: no mapping hashed
-        # A batch's writes come in runs of one mapping: a dict lookup per run, not per write.
-        last: Any = _NO_MAPPING
-        times: list[datetime] = []
-        for w in writes:
-            committed = w.event.source_ts
-            if committed is None:
-                continue
-            m = w.mapping
-            if m is not last:
-                slot = by_mapping.get(id(m))
-                if slot is None:
-                    slot = by_mapping[id(m)] = (m, [])
-                last, times = m, slot[1]
-            times.append(committed)
         out: dict[str, list[datetime]] = {}
-        for m, times in by_mapping.values():  # two versions of a mirrored table's mapping: one table
+        # Two versions of a mirrored table's mapping: one table.
+        for m, times in runs_by_mapping(writes, _committed_at):
             out.setdefault(f"{m.sink_schema}.{m.sink_table}", []).extend(times)
         return out
 

@@ -9,19 +9,21 @@ can fall back to the next-newest event of that key.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache, cached_property
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from streams.cdc import ChangeEvent, Op
 from streams.cdc.logical import convert_logical
 from streams.errors import SinkRowError
 from streams.sinks.mapping import Column, DeletePolicy, TableMapping
 from streams.sinks.reconcile import Reconcile
+
+V = TypeVar("V")
 
 UNAVAILABLE_VALUE = "__debezium_unavailable_value"  # Debezium's unavailable.value.placeholder
 _position = attrgetter("position")
@@ -334,3 +336,26 @@ def group(writes: Iterable[Write]) -> dict[tuple[TableMapping, bool, frozenset[s
         hard = w.hard_delete
         out[(w.mapping, hard, _EMPTY if hard else w.keep)].append(w)
     return out
+
+
+def runs_by_mapping(
+    writes: Iterable[Write], value: Callable[[Write], V | None]
+) -> list[tuple[TableMapping, list[V]]]:
+    """Per mapping (by identity, first seen first), ``value`` of each of its writes, None left out.
+
+    A batch's writes come in runs of one mapping: one dict lookup per run, not per write."""
+    by_mapping: dict[int, tuple[TableMapping, list[V]]] = {}  # by id: no mapping hashed
+    last: TableMapping | None = None
+    items: list[V] = []
+    for w in writes:
+        v = value(w)
+        if v is None:
+            continue
+        m = w.mapping
+        if m is not last:
+            slot = by_mapping.get(id(m))
+            if slot is None:
+                slot = by_mapping[id(m)] = (m, [])
+            last, items = m, slot[1]
+        items.append(v)
+    return list(by_mapping.values())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from psycopg import sql
@@ -19,7 +19,7 @@ from psycopg import sql
 from streams.cdc import ChangeEvent, Op
 from streams.errors import SinkRowError, SinkRowErrors
 from streams.sinks.applied import AppliedTracker, store_applied_params, store_applied_sql
-from streams.sinks.batch import UNAVAILABLE_VALUE, Batch, Write, to_write
+from streams.sinks.batch import UNAVAILABLE_VALUE, Batch, Write, runs_by_mapping, to_write
 from streams.sinks.batch import group as statement_groups
 from streams.sinks.carry import MovedRows, carry_steps, inserted_errors
 from streams.sinks.contract import FlushResult
@@ -39,6 +39,7 @@ from streams.sinks.truncate import Truncate, truncate_params, truncate_sql
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_key_of = attrgetter("key")
 _first = itemgetter(0)
 
 
@@ -194,20 +195,9 @@ def lookup_targets(
 
 def first_keys(writes: Iterable[Write]) -> dict[tuple[str, str], set[Any]]:
     """The first key column's values of ``writes``, by sink schema and table, in one pass."""
-    by_mapping: dict[int, tuple[TableMapping, list[tuple[Any, ...]]]] = {}  # by id: no hash
-    # A batch's writes come in runs of one mapping: a dict lookup per run, not per write.
-    last: TableMapping | None = None
-    keys: list[tuple[Any, ...]] = []
-    for w in writes:
-        m = w.mapping
-        if m is not last:
-            slot = by_mapping.get(id(m))
-            if slot is None:
-                slot = by_mapping[id(m)] = (m, [])
-            last, keys = m, slot[1]
-        keys.append(w.key)
     out: dict[tuple[str, str], set[Any]] = {}
-    for m, found in by_mapping.values():  # two versions of a mirrored table's mapping: one table
+    # Two versions of a mirrored table's mapping: one table.
+    for m, found in runs_by_mapping(writes, _key_of):
         if m.key:  # always, for a validated mapping; never an IndexError from one that is not
             out.setdefault((m.sink_schema, m.sink_table), set()).update(map(_first, found))
     return out
