@@ -202,7 +202,7 @@ class Pipeline:
         except TransientError:
             raise
         except Exception as exc:  # poison: any non-transient failure of this one record
-            await self.dead_letter(r, exc)
+            await self.dead_letters([(r, exc)])
             self.sink.mark(r.topic, r.partition, r.offset)
             return []
 
@@ -272,19 +272,12 @@ class Pipeline:
         for r, exc in sorted(poison, key=lambda p: (p[0].topic, p[0].partition, p[0].offset)):
             if (r.topic, r.partition, r.offset) not in todo and not await self._already_dead_lettered(r, exc):
                 todo[(r.topic, r.partition, r.offset)] = (r, exc)
-        if len(todo) == 1:
-            await self._write_letter(*next(iter(todo.values())))
-            return
         outcomes = await asyncio.gather(
             *(self._write_letter(r, exc) for r, exc in todo.values()), return_exceptions=True
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-
-    async def dead_letter(self, r: Record, exc: BaseException) -> None:
-        if not await self._already_dead_lettered(r, exc):
-            await self._write_letter(r, exc)
 
     async def _already_dead_lettered(self, r: Record, exc: BaseException) -> bool:
         """Whether an earlier delivery already wrote ``r`` 's dead letter (then said in the log)."""
