@@ -8,8 +8,10 @@ from __future__ import annotations
 from streams.codecs import AvroDecoder
 from streams.pipeline.clients import events_producer_config
 from streams.pipeline.events_out import LibrdkafkaEvents
+from streams.pipeline.events_proc import ProcessEvents
 from streams.pipeline.handle import Handler
 from streams.pipeline.publisher import Encoders
+from streams.pipeline.publishing import EventProducer, InlineEvents
 from streams.project import Project
 from streams.registry.client import RegistryClient
 from streams.settings import PipelineSettings, Settings
@@ -19,7 +21,7 @@ from streams.sinks.previous import PreviousRows
 
 def handler_and_events(
     settings: Settings, ps: PipelineSettings, project: Project, sink: AsyncPostgresSink
-) -> tuple[Handler, LibrdkafkaEvents | None]:
+) -> tuple[Handler, EventProducer | None]:
     registry = RegistryClient(settings.registry.url)
     encoders = Encoders(registry) if ps.publish_domain_events else None
     # Only the transforms' events need the rebuilt before image; without publishing, skip it.
@@ -29,4 +31,8 @@ def handler_and_events(
     handler = Handler(decoder, project.registry, encoders, sink, previous)
     if encoders is None:
         return handler, None
-    return handler, LibrdkafkaEvents(events_producer_config(settings.kafka, settings.worker))
+    config = events_producer_config(settings.kafka, settings.worker)
+    max_bytes = settings.kafka.max_message_bytes
+    if settings.worker.publisher == "process":
+        return handler, ProcessEvents(config, settings.registry.url, max_bytes)
+    return handler, InlineEvents(LibrdkafkaEvents(config), encoders, max_bytes)

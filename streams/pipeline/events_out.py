@@ -31,52 +31,80 @@ ACK_TIMEOUT_S = 30.0
 _Headers = list[tuple[str, str | bytes | None]]
 
 
-class EventProducer(Protocol):
-    async def publish(self, events: Sequence[Outgoing]) -> None:
-        """Return once the broker acked every event; raise if any was not."""
+class EventSender(Protocol):
+    """Sends encoded domain events: returns once the broker acked every one, raises if any was not."""
+
+    async def publish(self, events: Sequence[Outgoing]) -> None: ...
 
     async def close(self) -> None: ...
 
 
 class LibrdkafkaEvents:
     def __init__(self, config: dict[str, Any], ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
+        self.queue = ProducerQueue(config)
+        self.ack_timeout_s = ack_timeout_s
+
+    async def publish(self, events: Sequence[Outgoing]) -> None:
+        q = self.queue
+        for o in events:
+            while not q.produce(o):  # the local queue is full: let the acks drain it
+                await asyncio.to_thread(q.poll, 0.1)
+        left = await asyncio.to_thread(q.flush, self.ack_timeout_s)
+        if problem := q.outcome(left, len(events)):
+            raise TransientError(problem)
+
+    async def close(self) -> None:
+        left = await asyncio.to_thread(self.queue.flush, self.ack_timeout_s)
+        if left:
+            log.warning("%d domain events still queued at stop (their batch was not committed)", left)
+
+
+class ProducerQueue:
+    """librdkafka's producer as a batch's queue: produce without blocking, flush, then one verdict.
+
+    Shared by ``LibrdkafkaEvents`` (in the worker's event loop) and the publisher process
+    (``events_proc``, synchronous): the same producer settings and the same failure rules.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
         # A delivery report only for a failed event: flush's count of events still queued and the
         # failures' reports say all a publish needs, and a Python callback per acked event (from
         # flush's thread, taking the GIL each time) cost ~0.5-1 µs of CPU per event.
         self.config = {**config, "delivery.report.only.error": True}
-        self.ack_timeout_s = ack_timeout_s
-        self._producer = Producer(self.config)
+        self.producer = Producer(self.config)
+        self.failed: list[KafkaError] = []
 
-    async def publish(self, events: Sequence[Outgoing]) -> None:
-        failed: list[KafkaError] = []
+    def _delivered(self, err: KafkaError | None, _msg: object) -> None:  # runs in flush's thread
+        if err is not None:
+            self.failed.append(err)
 
-        def delivered(err: KafkaError | None, _msg: object) -> None:  # runs in flush's thread
-            if err is not None:
-                failed.append(err)
+    def produce(self, o: Outgoing) -> bool:
+        """Queue ``o``; False if librdkafka's local queue is full (poll, then try again)."""
+        headers = cast(_Headers, o.headers)  # read only: list is invariant, not the data
+        try:
+            self.producer.produce(o.topic, o.value, o.key, headers=headers, on_delivery=self._delivered)
+        except BufferError:
+            return False
+        return True
 
-        p = self._producer
-        for o in events:
-            headers = cast(_Headers, o.headers)  # read only: list is invariant, not the data
-            while True:
-                try:
-                    p.produce(o.topic, o.value, o.key, headers=headers, on_delivery=delivered)
-                    break
-                except BufferError:  # the local queue is full: let the acks drain it
-                    await asyncio.to_thread(p.poll, 0.1)
-        left = await asyncio.to_thread(p.flush, self.ack_timeout_s)
+    def poll(self, timeout_s: float) -> int:
+        return int(self.producer.poll(timeout_s))
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for every queued event's ack; the count still queued after ``timeout_s``."""
+        return int(self.producer.flush(timeout_s))
+
+    def outcome(self, left: int, sent: int) -> str | None:
+        """After ``flush``: None if all ``sent`` events were acked, else why not (and start over)."""
+        failed, self.failed = self.failed, []
         if failed and any(e.fatal() for e in failed):
             # An idempotent producer's fatal error leaves it unusable: start a new one.
             log.error("domain-event producer failed fatally (%s); recreating it", failed[0])
-            self._producer = Producer(self.config)
-        if left or failed:
-            reason = f"{failed[0].name()}: {failed[0].str()}" if failed else "ack timeout"
-            msg = f"{len(failed) + left} of {len(events)} domain events not acked ({reason})"
-            raise TransientError(msg)
-
-    async def close(self) -> None:
-        left = await asyncio.to_thread(self._producer.flush, self.ack_timeout_s)
-        if left:
-            log.warning("%d domain events still queued at stop (their batch was not committed)", left)
+            self.producer = Producer(self.config)
+        if not left and not failed:
+            return None
+        reason = f"{failed[0].name()}: {failed[0].str()}" if failed else "ack timeout"
+        return f"{len(failed) + left} of {sent} domain events not acked ({reason})"
 
 
 class AiokafkaEvents:

@@ -1,4 +1,4 @@
-"""One Kafka record → sink writes and encoded domain events (raises typed errors, never swallows).
+"""One Kafka record → sink writes and its domain events (raises typed errors, never swallows).
 
 Routing by topic: outbox topics carry EventRouter messages (an Avro string holding JSON, event
 type and id in headers); every other topic carries Debezium change events for the sink.
@@ -15,8 +15,8 @@ from streams.cdc import parse_change_event
 from streams.cdc.topics import OUTBOX_PREFIX, parse_table_topic
 from streams.codecs import AvroDecoder
 from streams.errors import ConfigError, DecodeError, MessageOrigin, TransformError
-from streams.pipeline.publisher import Encoders, Outgoing
-from streams.project.events import OutboxMessage
+from streams.pipeline.publisher import Encoders
+from streams.project.events import DomainEvent, OutboxMessage
 from streams.project.handlers import HandlerRegistry
 from streams.sinks import AsyncPostgresSink
 from streams.sinks.carry import new_key_of, old_key_of
@@ -84,8 +84,8 @@ class Handler:
                 keys.setdefault(table, []).append(key)
         await self.previous.prefetch(keys)
 
-    def handle(self, r: Record) -> list[Outgoing]:
-        """Buffer ``r`` in the sink and return its encoded domain events."""
+    def handle(self, r: Record) -> list[DomainEvent]:
+        """Buffer ``r`` in the sink and return its domain events (the loop's publisher encodes them)."""
         topic, partition, offset = r.topic, r.partition, r.offset
         origin = MessageOrigin(topic, partition, offset)
         # One lookup each, and none when nothing was decoded ahead (no prefetch, no gate).
@@ -118,13 +118,7 @@ class Handler:
             # A primary-key change names its other key in a header: unchanged TOAST values carry over.
             moved = (old_key_of(r.headers), new_key_of(r.headers)) if r.headers else (None, None)
             self.sink.add(partition, change, self.decoder.row_fields(r.value), key_fields, *moved)
-        if self.encoders is None:
-            return []
-        try:
-            return [Outgoing.of(e, self.encoders) for e in events]
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # fastavro's encode errors
-            msg = f"domain event does not fit its contract at {origin}: {exc!r}"
-            raise TransformError(msg) from exc
+        return events if self.encoders is not None else []
 
 
 def _table_of(topic: str) -> str | None:

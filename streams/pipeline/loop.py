@@ -34,15 +34,16 @@ from aiokafka import (  # type: ignore[import-untyped]  # aiokafka ships no py.t
 from aiokafka.errors import KafkaError, KafkaTimeoutError  # type: ignore[import-untyped]
 
 from streams.cdc import dlq_topic
-from streams.errors import ChangefeedError, SinkRowError, SinkRowErrors, TransformError, TransientError
+from streams.errors import ChangefeedError, SinkRowError, SinkRowErrors, TransientError
 from streams.pipeline.batch_index import RecordsByOffset, oldest_by_partition
-from streams.pipeline.deadletter import Letter, Poison, bare, letter, record_size
+from streams.pipeline.deadletter import Letter, Poison, bare, letter
 from streams.pipeline.dlq_index import DeadLetterIndex
-from streams.pipeline.events_out import AiokafkaEvents, EventProducer
+from streams.pipeline.events_out import AiokafkaEvents
 from streams.pipeline.handle import Handler, Record
 from streams.pipeline.metrics import PipelineMetrics
-from streams.pipeline.publisher import Outgoing
+from streams.pipeline.publishing import EventProducer, InlineEvents
 from streams.pipeline.settings import PipelineSettings
+from streams.project.events import DomainEvent
 from streams.settings import KafkaSettings
 from streams.sinks import AsyncPostgresSink, FlushResult
 
@@ -97,11 +98,14 @@ class Pipeline:
         events: EventProducer | None = None,
     ) -> None:
         self.consumer, self.producer, self.sink, self.handler = consumer, producer, sink, handler
-        # Domain events (the worker passes librdkafka's producer); dead letters use ``producer``.
-        self.events: EventProducer = events or AiokafkaEvents(producer)
         self.settings = settings
         # The broker's record limit (the producer is built with the same, see clients.py).
         self.max_message_bytes = (kafka or KafkaSettings()).max_message_bytes
+        # Domain events (the worker passes its publisher process or librdkafka's producer; unit
+        # tests' fakes get encoding in process through ``producer``); dead letters use ``producer``.
+        self.events: EventProducer = events or InlineEvents(
+            AiokafkaEvents(producer), handler.encoders, self.max_message_bytes
+        )
         # Without Kafka settings (unit tests' fakes) there is no DLQ to read: no de-duplication.
         self.dead_lettered = DeadLetterIndex(kafka)
         self.stopping = asyncio.Event()
@@ -128,7 +132,6 @@ class Pipeline:
         # Per partition, the batch's oldest record: it is the first one not committed, and any
         # earlier delivery's dead letter of this batch was written after it was (dlq_index.py).
         self.batch_since = oldest_by_partition(records)
-        outgoing: list[Outgoing] = []
         by_offset = RecordsByOffset(records)  # only a poison record looks one up
 
         async def prefetch() -> None:
@@ -140,20 +143,25 @@ class Pipeline:
             raise
         except Exception:
             log.exception("previous-row prefetch failed; falling back to one lookup per update")
-        handle, check = self.handler.handle, self._check_sizes
+        self.events.begin()
+        handle, stage = self.handler.handle, self.events.stage
         for r in records:  # no coroutine and no extra call per record
             try:
                 events = handle(r)
-                if events:
-                    check(r, events)
                 failed: Exception | None = None
             except Exception as exc:
                 failed = exc
             # Outside the except clause, as before: the retry's or dead letter's errors chain no
             # context from ``failed``.
-            outgoing += events if failed is None else await self._handle(r, failed)
-        if outgoing:  # every domain event acked before the sink stores the batch's offsets
-            await self.backoff.retry("publish", partial(self.events.publish, outgoing))
+            if failed is not None:
+                events = await self._handle(r, failed)
+            if events:
+                stage((r.topic, r.partition, r.offset), events)
+        # Every domain event acked before the sink stores the batch's offsets; a record whose
+        # events cannot be encoded is poison (its rows stay in the batch, as its offset does).
+        refused = await self.backoff.retry("publish", self.events.publish)
+        if refused:
+            await self.dead_letters([(by_offset[origin], exc) for origin, exc in refused])
         pending = self.metrics.pending(self.sink.batch.writes)  # before the flush clears them
         started = time.perf_counter()
         watch = asyncio.create_task(self._watch_flush())
@@ -185,13 +193,11 @@ class Pipeline:
             logging.shutdown()
             os._exit(FAULT_EXIT_CODE)
 
-    async def _handle(self, r: Record, failed: BaseException) -> list[Outgoing]:
+    async def _handle(self, r: Record, failed: BaseException) -> list[DomainEvent]:
         """After ``handler.handle`` failed in ``process``: retry a transient failure, dead-letter poison."""
 
-        async def once() -> list[Outgoing]:
-            events = self.handler.handle(r)
-            self._check_sizes(r, events)
-            return events
+        async def once() -> list[DomainEvent]:
+            return self.handler.handle(r)
 
         try:
             if not isinstance(failed, TransientError):
@@ -205,17 +211,6 @@ class Pipeline:
             await self.dead_letters([(r, exc)])
             self.sink.mark(r.topic, r.partition, r.offset)
             return []
-
-    def _check_sizes(self, r: Record, events: Sequence[Outgoing]) -> None:
-        """A domain event the broker would refuse is the record's poison, not a publish to retry."""
-        for o in events:
-            size = record_size(o.key, o.value, o.headers)
-            if size > self.max_message_bytes:
-                msg = (
-                    f"domain event for {o.topic} of {size} bytes exceeds the broker's limit"
-                    f" ({self.max_message_bytes} bytes) at {r.topic}[{r.partition}]@{r.offset}"
-                )
-                raise TransformError(msg)
 
     async def _watch_flush(self) -> None:
         """Log (and count once) a flush still running after ``FLUSH_WAIT_LOG_S``, with why."""

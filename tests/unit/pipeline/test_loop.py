@@ -55,6 +55,8 @@ class FakeSink:
 
 
 class FakeHandler:
+    encoders: Any = None  # not publishing
+
     def __init__(self, sink: FakeSink, errors: dict[int, list[Exception]]) -> None:
         self.sink, self.errors = sink, errors
 
@@ -180,22 +182,49 @@ async def test_a_broker_that_is_down_is_retried_for_the_dead_letter() -> None:
     assert p.producer.values == [b"v"]  # as it came, once the broker is back
 
 
-async def test_a_domain_event_over_the_broker_limit_dead_letters_its_record() -> None:
-    from streams.pipeline.publisher import Outgoing
+def _event(subject: str) -> Any:
+    from datetime import UTC, datetime
+
+    from streams.project.events import domain_event
+
+    return domain_event("events", "x.Happened", "id", "src", datetime.now(UTC), subject, 1, {}, {})
+
+
+class BigEncoders:
+    """Encodes the event of subject "big" over the broker's limit, any other small."""
+
+    def encode(self, e: Any) -> bytes:
+        return b"x" * (2000 if e.subject == "big" else 10)
+
+
+class SenderOf:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def publish(self, events: Any) -> None:
+        self.sent += events
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_domain_event_over_the_broker_limit_dead_letters_its_record_only() -> None:
+    from streams.pipeline.publishing import InlineEvents
 
     class Publishing(FakeHandler):
         def handle(self, r: Rec) -> list[Any]:
             super().handle(r)
-            return [Outgoing("events", b"k", b"x" * 2000, [])]
+            return [_event("big" if r.offset == 0 else "small")]
 
-    sink = FakeSink([])
-    p = Pipeline(FakeConsumer(), FakeProducer(), sink, Publishing(sink, {}), FAST)  # type: ignore[arg-type]
-    p.max_message_bytes = 1000
-    result = await p.process([Rec(0)])
-    assert result.offsets == {("t", 0): 1}
+    sink, sender = FakeSink([]), SenderOf()
+    events = InlineEvents(sender, BigEncoders(), 1000)  # type: ignore[arg-type]
+    p = Pipeline(FakeConsumer(), FakeProducer(), sink, Publishing(sink, {}), FAST, events=events)  # type: ignore[arg-type]
+    result = await p.process([Rec(0), Rec(1)])
+    assert result.offsets == {("t", 0): 2}
     ((topic, headers),) = p.producer.sent
     assert topic == "t.dlq"
     assert dict(headers)["cf_error_class"] == b"TransformError"
+    assert [o.key for o in sender.sent] == [b"small"]  # the other record's event went out
 
 
 async def test_every_row_one_flush_rejects_is_dead_lettered_before_one_more_flush() -> None:
