@@ -102,8 +102,29 @@ class _KeyWrites:
         return newest
 
 
-_NONE = _KeyWrites()  # a key with no writes in the batch (never added to)
-_NO_KEYS: dict[tuple[Any, ...], _KeyWrites] = {}  # a sink table with none (never added to)
+def _newest_before(entry: Write | _KeyWrites | None, incoming: bytes) -> Write | None:
+    """``_KeyWrites.newest_before`` for an index entry, which is a bare ``Write`` while its key
+    has only one write in the batch (most keys: no ``_KeyWrites`` built for each insert)."""
+    if entry is None:
+        return None
+    if type(entry) is _KeyWrites:
+        return entry.newest_before(incoming)
+    w: Write = entry  # type: ignore[assignment]  # the only other kind of entry
+    return w if w.position < incoming and not w.hard_delete else None
+
+
+def _joined(entry: Write | _KeyWrites, w: Write) -> _KeyWrites:
+    """``entry`` (the key's earlier writes, in batch order) with ``w`` added after them."""
+    if type(entry) is _KeyWrites:
+        entry.add(w)
+        return entry
+    joined = _KeyWrites()
+    joined.add(entry)  # type: ignore[arg-type]  # a bare Write
+    joined.add(w)
+    return joined
+
+
+_NO_KEYS: dict[tuple[Any, ...], Write | _KeyWrites] = {}  # a sink table with none (never added to)
 
 
 class PreviousRows:
@@ -121,7 +142,8 @@ class PreviousRows:
         # Per poll: the sink rows of the keys this poll updates, fetched in one query.
         self._fetched: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...] | None] = {}
         # Incremental index of the batch's writes by key (a scan per update was O(n^2)).
-        self._index: dict[tuple[str, str], dict[tuple[Any, ...], _KeyWrites]] = {}
+        # An entry is the key's only write, or a _KeyWrites once it has more than one.
+        self._index: dict[tuple[str, str], dict[tuple[Any, ...], Write | _KeyWrites]] = {}
         self._indexed_list: list[Write] | None = None  # the batch's list the index describes
         self._indexed_n = 0
 
@@ -165,7 +187,7 @@ class PreviousRows:
         key = key_of(m, change)
         incoming = change.position.to_bytes() if change.position else b""
         cols = _text_columns(m, self.tables[change.table_id])
-        newest = self._buffered(m, key).newest_before(incoming)
+        newest = _newest_before(self._buffered(m, key), incoming)
         if newest is not None:
             # A kept column (TOAST placeholder) has its value only in the sink: left out.
             at = _value_index(m)
@@ -176,26 +198,41 @@ class PreviousRows:
             return None
         return {src: value for (_, src), value in zip(cols, row[:-1], strict=True)}
 
-    def _buffered(self, m: TableMapping, key: tuple[Any, ...]) -> _KeyWrites:
+    def _buffered(self, m: TableMapping, key: tuple[Any, ...]) -> Write | _KeyWrites | None:
+        """The index entry of ``key`` in ``m``'s sink table, after catching up with the batch."""
         writes = self.sink.batch.writes
         if writes is not self._indexed_list or self._indexed_n > len(writes):  # flushed/dropped/revoked
             self._index, self._indexed_list, self._indexed_n = {}, writes, 0
         n = len(writes)
         if self._indexed_n < n:
-            # Per sink table, then by key: no (schema, table, key) tuple built per write (an
-            # allocation per event, and this loop was where the collector's time landed).
-            index, last, keys = self._index, None, {}
-            for i in range(self._indexed_n, n):
-                w = writes[i]
-                if w.mapping is not last:
-                    last = w.mapping
-                    keys = index.setdefault((last.sink_schema, last.sink_table), {})
-                entry = keys.get(w.key)
-                if entry is None:
-                    entry = keys[w.key] = _KeyWrites()
-                entry.add(w)
+            self._catch_up(writes[self._indexed_n : n])
             self._indexed_n = n
-        return self._index.get((m.sink_schema, m.sink_table), _NO_KEYS).get(key, _NONE)
+        return self._index.get((m.sink_schema, m.sink_table), _NO_KEYS).get(key)
+
+    def _catch_up(self, new: list[Write]) -> None:
+        """Index ``new`` (the writes added since the last look) by sink table, then key.
+
+        Every buffered write is indexed although few keys are ever asked for (only updates without
+        a ``before`` ask), so this runs once per write: on an insert-heavy stream the entry object
+        it built for every new key was most of the previous-row cost. A key's only write is its own
+        entry now (~0.07 µs per write); a ``_KeyWrites`` is built when a second write comes.
+        """
+        index = self._index
+        last: TableMapping | None = None
+        keys: dict[tuple[Any, ...], Write | _KeyWrites] = _NO_KEYS
+        for w in new:
+            if w.mapping is not last:
+                # Per sink table, then by key: no (schema, table, key) tuple built per write.
+                last = w.mapping
+                keys = index.setdefault((last.sink_schema, last.sink_table), {})
+            k = w.key
+            entry = keys.get(k)
+            if entry is None:
+                keys[k] = w
+            elif type(entry) is _KeyWrites:
+                entry.add(w)  # a hot key
+            else:
+                keys[k] = _joined(entry, w)
 
     async def _prefetch_query(self, query: sql.Composed, params: list[Any]) -> list[tuple[Any, ...]]:
         conn = await self.sink.connection()

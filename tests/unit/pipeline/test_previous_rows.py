@@ -8,8 +8,9 @@ from typing import Any
 
 from streams.demo.project import shipping_mappings
 from streams.demo.project.customers import BEFORE_COLUMNS, customer_events
+from streams.sinks.batch import to_write
 from streams.sinks.flush import SinkCore
-from streams.sinks.previous import PreviousRows, _KeyWrites, with_before
+from streams.sinks.previous import PreviousRows, _KeyWrites, _newest_before, with_before
 from tests.unit.sinks.sink_events import pg_event
 
 ROW = {"id": 7, "email": "a@x.test", "first_name": "Ada", "last_name": "L", "phone": None, "tier": "gold"}
@@ -126,3 +127,47 @@ def test_a_hot_key_in_a_long_batch_is_filled_from_its_newest_write() -> None:
         assert filled.before["email"] == f"{lsn - 1}@x.test" if lsn > 11 else "a@x.test"
         sink.add(0, change)
     assert prev.lookups == 0
+
+
+def test_the_batch_index_answers_like_a_scan_of_the_whole_batch() -> None:
+    """Short and long catch-ups, keys with one write (a bare entry) and hot keys, two sink tables
+    interleaved, replays, hard deletes, and the batch list replaced (a flush or a dead letter
+    dropped) between two looks."""
+    rng = random.Random(29)
+    sink = FakeSink(shipping_mappings(), "g")
+    prev = NoDb(sink, {})
+    mine = sink.mappings["public.customers"]
+    other = replace(mine, sink_table="customer_copy")
+    asked = 0
+    for _ in range(4000):
+        roll = rng.random()
+        if roll < 0.05:
+            sink.batch.writes = [w for w in sink.batch.writes if rng.random() < 0.7]
+        elif roll < 0.4:
+            for _ in range(rng.choice([1, 2, 5, 15, 16, 17, 40])):
+                cid = rng.randrange(1, 30) if rng.random() < 0.5 else rng.randrange(30, 400)
+                event = pg_event(rng.choice("ccud"), {**ROW, "id": cid}, rng.randrange(5, 300))
+                sink.batch.writes.append(to_write(rng.choice([mine, mine, other]), event))
+        else:
+            m = rng.choice([mine, other])
+            key = (rng.randrange(1, 30) if rng.random() < 0.5 else rng.randrange(30, 400),)
+            incoming = pg_event("u", ROW, rng.randrange(5, 310)).position.to_bytes()  # type: ignore[union-attr]
+            same = [w for w in sink.batch.writes if w.mapping.sink_table == m.sink_table and w.key == key]
+            expected = _scan(same, incoming)
+            assert _newest_before(prev._buffered(m, key), incoming) is expected
+            asked += expected is not None
+    assert asked > 100  # the answers were not all "nothing buffered"
+
+
+def test_a_second_write_of_a_key_keeps_the_first_for_older_updates() -> None:
+    sink = FakeSink(shipping_mappings(), "g")
+    prev = NoDb(sink, {})
+    m = sink.mappings["public.customers"]
+    sink.add(0, pg_event("c", ROW, 10))
+    assert prev.fill(pg_event("u", ROW, 11)).before is not None  # the key's only write is indexed
+    sink.add(0, pg_event("u", {**ROW, "email": "b@x.test"}, 50))
+    # Out of order (a replay): the write at 50 is newer than this update, the one at 10 is not.
+    filled = prev.fill(pg_event("u", ROW, 30))
+    assert filled.before is not None
+    assert filled.before["email"] == "a@x.test"
+    assert _newest_before(prev._buffered(m, (7,)), b"\xff") is sink.batch.writes[1]
