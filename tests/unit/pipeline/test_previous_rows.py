@@ -6,11 +6,13 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
+from streams.cdc import parse_change_event
 from streams.demo.project import shipping_mappings
 from streams.demo.project.customers import BEFORE_COLUMNS, customer_events
-from streams.sinks.batch import to_write
+from streams.errors import SinkRowError
+from streams.sinks.batch import key_of, to_write
 from streams.sinks.flush import SinkCore
-from streams.sinks.previous import PreviousRows, _KeyWrites, _newest_before, with_before
+from streams.sinks.previous import PreviousRows, _KeyWrites, _newest_before, _plain_key, _plan, with_before
 from tests.unit.sinks.sink_events import pg_event
 
 ROW = {"id": 7, "email": "a@x.test", "first_name": "Ada", "last_name": "L", "phone": None, "tier": "gold"}
@@ -171,3 +173,37 @@ def test_a_second_write_of_a_key_keeps_the_first_for_older_updates() -> None:
     assert filled.before is not None
     assert filled.before["email"] == "a@x.test"
     assert _newest_before(prev._buffered(m, (7,)), b"\xff") is sink.batch.writes[1]
+
+
+def test_the_plain_key_is_key_of_or_leaves_it_to_key_of() -> None:
+    """The shortcut for a one-column key gives ``key_of``'s key, or None where ``key_of`` must
+    decide (a logical type, a missing value: ``key_of`` then converts or raises)."""
+    m = FakeSink(shipping_mappings(), "g").mappings["public.customers"]
+    plan = _plan(m, BEFORE_COLUMNS)
+    assert plan.key_source == "id"
+    rng = random.Random(17)
+    shortcut = 0
+    for i in range(600):
+        row: dict[str, Any] = {**ROW, "id": rng.choice([7, 0, -1, 2**62, "7", None])}
+        if rng.random() < 0.2:
+            del row["id"]
+        source = {"connector": "postgresql", "schema": "public", "table": "customers", "txId": 1}
+        value = {
+            "op": rng.choice("cud"),
+            "before": row,
+            "after": row,
+            "source": {**source, "sequence": '["1", "2"]'},
+        }
+        key = rng.choice([{"id": 9}, {"id": None}, {}, None, "raw"])
+        types = rng.choice([{}, {"id": "io.debezium.time.Date"}, {"email": "x"}])
+        change = parse_change_event(value, key=key, topic="t", offset=i, logical_types=types)
+        try:
+            expected: Any = key_of(m, change)
+        except (SinkRowError, ValueError, TypeError, ArithmeticError) as exc:
+            expected = type(exc)  # the shortcut must then leave it to key_of
+        fast = _plain_key(plan.key_source, change)
+        if fast is not None:
+            shortcut += 1
+            assert fast == expected
+    assert shortcut > 200
+    assert _plain_key(None, pg_event("u", ROW, 5)) is None  # a converted or multi-column key
