@@ -171,7 +171,8 @@ class PreviousRows:
         self._conn: psycopg.Connection[Any] | None = None
         self.lookups = 0
         # Per poll: the sink rows of the keys this poll updates, fetched in one query.
-        self._fetched: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...] | None] = {}
+        # By source table, then key; None for a key the sink does not have.
+        self._fetched: dict[str, dict[tuple[Any, ...], tuple[Any, ...] | None]] = {}
         # Incremental index of the batch's writes by key (a scan per update was O(n^2)).
         # An entry is the key's only write, or a _KeyWrites once it has more than one.
         self._index: dict[tuple[str, str], dict[tuple[Any, ...], Write | _KeyWrites]] = {}
@@ -201,10 +202,12 @@ class PreviousRows:
                 sql.Identifier(m.sink_schema, m.sink_table),
                 sql.Identifier(m.key[0]),
             )
-            for row in await self._prefetch_query(query, [list(wanted)]):
-                self._fetched[(table, (row[0],))] = tuple(row[1:])
-            for value in wanted:
-                self._fetched.setdefault((table, (value,)), None)
+            rows = await self._prefetch_query(query, [list(wanted)])
+            # Every key of the poll is asked for (inserts too): a key the sink has not is None,
+            # put in at C speed (``zip`` makes the one-element key tuples), not one by one.
+            fetched = self._fetched[table] = dict.fromkeys(zip(wanted))
+            for row in rows:
+                fetched[(row[0],)] = tuple(row[1:])
 
     def fill(self, change: ChangeEvent) -> ChangeEvent:
         if change.op is not _UPDATE or change.before is not None or change.table_id not in self.tables:
@@ -227,8 +230,11 @@ class PreviousRows:
             # A kept column (TOAST placeholder) has its value only in the sink: left out.
             at = plan.at
             return {src: newest.values[at[name]] for name, src in cols if name not in newest.keep}
-        slot = (m.source_table, key)
-        row = self._fetched[slot] if slot in self._fetched else self._lookup(m, key, [n for n, _ in cols])
+        fetched = self._fetched.get(m.source_table)
+        if fetched is not None and key in fetched:
+            row = fetched[key]
+        else:
+            row = self._lookup(m, key, [n for n, _ in cols])
         if row is None or bytes(row[-1]) >= incoming:
             return None
         return {src: value for (_, src), value in zip(cols, row[:-1], strict=True)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, replace
 from typing import Any
@@ -207,3 +208,33 @@ def test_the_plain_key_is_key_of_or_leaves_it_to_key_of() -> None:
             assert fast == expected
     assert shortcut > 200
     assert _plain_key(None, pg_event("u", ROW, 5)) is None  # a converted or multi-column key
+
+
+class Prefetched(NoDb):
+    """Answers the per-poll prefetch from a list of sink rows instead of the sink database."""
+
+    def __init__(self, sink: Any, rows: list[tuple[Any, ...]]) -> None:
+        super().__init__(sink, {})
+        self.rows = rows
+        self.asked: list[Any] = []
+
+    async def _prefetch_query(self, query: Any, params: list[Any]) -> list[tuple[Any, ...]]:
+        self.asked = sorted(params[0])
+        return [r for r in self.rows if r[0] in params[0]]
+
+
+def test_prefetched_rows_answer_and_a_key_the_sink_lacks_needs_no_lookup() -> None:
+    sink = FakeSink(shipping_mappings(), "g")
+    older = pg_event("c", ROW, 10).position.to_bytes()  # type: ignore[union-attr]
+    prev = Prefetched(sink, [(7, "a@x.test", "Ada", "L", None, older)])
+    asyncio.run(prev.prefetch({"public.customers": [{"id": 7}, {"id": 8}, {"id": None}, {"id": 7}]}))
+    assert prev.asked == [7, 8]
+    assert types(pg_event("u", {**ROW, "phone": "+41"}, 20), prev) == ["CustomerProfileUpdated"]
+    both = ["CustomerEmailChanged", "CustomerProfileUpdated"]
+    assert types(pg_event("u", {**ROW, "id": 8}, 20), prev) == both  # the sink has no row 8
+    assert prev.lookups == 0
+    assert types(pg_event("u", {**ROW, "id": 9}, 20), prev) == both  # not prefetched: looked up
+    assert prev.lookups == 1
+    asyncio.run(prev.prefetch({}))  # the next poll forgets this one's rows
+    assert types(pg_event("u", {**ROW, "phone": "+41"}, 20), prev) == both
+    assert prev.lookups == 2
