@@ -102,11 +102,23 @@ class SourcePosition:
         return cls(SourceKind(data[0]), parts)
 
     def __str__(self) -> str:
-        # Per published event (domain event ids are derived from it): no enum ``name`` lookup.
-        return _PREFIXES[self.kind] + "/".join(map(str, self.parts))
+        # Per published event (domain event ids are derived from it): one %-format of the parts
+        # (``%s`` is ``str``) instead of the enum's ``name`` and a join over ``map(str, ...)``.
+        parts = self.parts
+        text = _TEXT_FORMATS.get((self.kind, len(parts))) or _text_format(self.kind, len(parts))
+        return text % parts
 
 
 _PREFIXES = {kind: f"{kind.name.lower()}:" for kind in SourceKind}
+_TEXT_FORMATS: dict[tuple[SourceKind, int], str] = {}
+
+
+def _text_format(kind: SourceKind, n: int) -> str:
+    """``postgres:%s/%s/%s`` for a PostgreSQL position of three parts, and so on (kept)."""
+    text = _TEXT_FORMATS[(kind, n)] = _PREFIXES[kind] + "/".join(["%s"] * n)
+    return text
+
+
 _PACKERS: dict[int, struct.Struct] = {}
 
 

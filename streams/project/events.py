@@ -20,6 +20,8 @@ _NAMESPACE = uuid.UUID("6f1f6c1e-5b1a-4c7e-9a43-0c2b1f6de001")
 _INT64 = 2**63 - 1
 # uuid5 is SHA-1 over the namespace's bytes then the name: hashed once, copied per id.
 _NAMESPACE_SHA1 = hashlib.sha1(_NAMESPACE.bytes, usedforsecurity=False)
+# An enum member read through its class costs ~45 ns in Python 3.11 (a module global ~7): per event.
+_POSTGRES, _MYSQL = SourceKind.POSTGRES, SourceKind.MYSQL
 
 
 @dataclass(frozen=True)
@@ -97,42 +99,64 @@ class OutboxMessage:
 
 
 def event_id(*parts: object) -> str:
-    """Deterministic id from the coordinates of what caused the event."""
-    return uuid5_text("|".join(map(str, parts)))
+    """Deterministic id from the coordinates of what caused the event: the uuid5 of the parts'
+    texts joined by ``|``."""
+    # One %-format (``%s`` is ``str``) costs half of ``"|".join(map(str, parts))``: per event.
+    text = _ID_FORMATS.get(len(parts)) or _id_format(len(parts))
+    return uuid5_text(text % parts)
+
+
+_ID_FORMATS: dict[int, str] = {}
+
+
+def _id_format(n: int) -> str:
+    """``%s|%s|%s`` for three parts, and so on (kept)."""
+    text = _ID_FORMATS[n] = "|".join(["%s"] * n)
+    return text
 
 
 def uuid5_text(name: str) -> str:
-    """``str(uuid.uuid5(_NAMESPACE, name))`` at a third of the cost (one per published event).
+    """``str(uuid.uuid5(_NAMESPACE, name))`` at a fifth of the cost (one per published event).
 
-    Same bytes as the standard library's: SHA-1 of the namespace and the UTF-8 name, first 16
-    bytes, version 5 in the high nibble of byte 6, the RFC 4122 variant in byte 8 (unit-tested
-    against ``uuid.uuid5``). Skips building a ``uuid.UUID`` only to format it.
+    Same text as the standard library's: SHA-1 of the namespace and the UTF-8 name, first 16
+    bytes in hex, the version (5) as the 13th hex digit, the RFC 4122 variant in the top two bits
+    of the 17th (unit-tested against ``uuid.uuid5``). Works on the hex text: no ``uuid.UUID``
+    built only to be formatted, no bytearray patched and hexed again.
     """
     h = _NAMESPACE_SHA1.copy()
     h.update(name.encode())
-    d = bytearray(h.digest()[:16])
-    d[6] = (d[6] & 0x0F) | 0x50
-    d[8] = (d[8] & 0x3F) | 0x80
-    x = d.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    x = h.hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+
+
+# The 17th hex digit under the variant's top bits 10, its low two bits kept: 0/4/8/c → 8, 1/5/9/d → 9, …
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 def position_record(event: ChangeEvent) -> dict[str, Any]:
     """The shared ``dev.changefeed.common.SourcePosition`` record for a change event."""
-    pos, src = event.position, event.source
-    record: dict[str, Any] = {"system": "UNKNOWN"}
-    if pos is not None and pos.kind is SourceKind.POSTGRES:
-        lsn = pos.parts[1] or pos.parts[0]  # a snapshot record: the snapshot point
-        record.update(system="POSTGRESQL", commit_lsn=pos.parts[0], lsn=lsn, tx_id=pos.parts[2])
-    elif pos is not None and pos.kind is SourceKind.MYSQL:
-        record.update(
-            system="MARIADB",
-            gtid=src.get("gtid"),
-            binlog_file=src.get("file"),
-            binlog_pos=src.get("pos"),
-            binlog_row=src.get("row"),
-        )
-    return record
+    pos = event.position
+    if pos is None:
+        return {"system": "UNKNOWN"}
+    if pos.kind is _POSTGRES:
+        parts = pos.parts
+        # A snapshot record's LSN is 0: its position is the snapshot point.
+        return {
+            "system": "POSTGRESQL",
+            "commit_lsn": parts[0],
+            "lsn": parts[1] or parts[0],
+            "tx_id": parts[2],
+        }
+    if pos.kind is _MYSQL:
+        src = event.source
+        return {
+            "system": "MARIADB",
+            "gtid": src.get("gtid"),
+            "binlog_file": src.get("file"),
+            "binlog_pos": src.get("pos"),
+            "binlog_row": src.get("row"),
+        }
+    return {"system": "UNKNOWN"}
 
 
 def version_of(pos: SourcePosition | None) -> int:
@@ -144,7 +168,7 @@ def version_of(pos: SourcePosition | None) -> int:
     """
     if pos is None:
         return 0
-    if pos.kind is SourceKind.POSTGRES:
+    if pos.kind is _POSTGRES:
         return min(pos.parts[1] or pos.parts[0], _INT64)
     file, offset, _phase, row = pos.parts
     return min((file << 42) | (min(offset, 0xFFFFFFFF) << 10) | min(row, 0x3FF), _INT64)

@@ -37,13 +37,20 @@ BEFORE_COLUMNS = frozenset({"email", "first_name", "last_name", "phone"})
 
 
 def _full_name(row: Mapping[str, Any]) -> str:
-    return " ".join(p for p in (row.get("first_name"), row.get("last_name")) if p)
+    """First and last name joined by a space; a missing or empty part is left out."""
+    first, last = row.get("first_name"), row.get("last_name")
+    if first and last:
+        return f"{first} {last}"
+    return first or last or ""
 
 
 def _customer_id(event: ChangeEvent) -> int:
     row = event.row or {}
-    key = event.key if isinstance(event.key, Mapping) else {}
-    raw = row.get("id", key.get("id"))
+    if "id" in row:
+        raw = row["id"]
+    else:  # no id in the row image: the Kafka key still names the customer
+        key = event.key
+        raw = key.get("id") if isinstance(key, Mapping) else None
     if not isinstance(raw, int):
         msg = f"customer change without an integer id at {event.origin}"
         raise TransformError(msg)

@@ -163,3 +163,14 @@ def test_last_commit_lsn_reads_the_sequence_and_never_raises() -> None:
     assert last_commit_lsn({}) is None
     assert last_commit_lsn({"sequence": "not json"}) is None
     assert last_commit_lsn({"sequence": '["x","1"]'}) is None
+
+
+def test_position_text_is_the_kind_then_every_part_joined_by_slashes() -> None:
+    """Domain event ids hash this text: it must never change (checked against its definition)."""
+    rng = random.Random(3)
+    for _ in range(500):
+        kind = rng.choice(list(SourceKind))
+        parts = tuple(rng.choice([0, 1, 2**64 - 1, rng.randrange(2**40)]) for _ in range(rng.randrange(0, 6)))
+        expected = f"{kind.name.lower()}:" + "/".join(str(p) for p in parts)
+        assert str(SourcePosition(kind, parts)) == expected
+    assert str(SourcePosition(SourceKind.POSTGRES, (10, 0, 7))) == "postgres:10/0/7"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, replace
 from typing import Any
 
+from streams.cdc import parse_change_event
 from streams.demo.project import shipping_mappings
 from streams.demo.project.customers import BEFORE_COLUMNS, customer_events
+from streams.errors import SinkRowError
+from streams.sinks.batch import key_of, to_write
 from streams.sinks.flush import SinkCore
-from streams.sinks.previous import PreviousRows, _KeyWrites, with_before
+from streams.sinks.previous import PreviousRows, _KeyWrites, _newest_before, _plain_key, _plan, with_before
 from tests.unit.sinks.sink_events import pg_event
 
 ROW = {"id": 7, "email": "a@x.test", "first_name": "Ada", "last_name": "L", "phone": None, "tier": "gold"}
@@ -126,3 +130,111 @@ def test_a_hot_key_in_a_long_batch_is_filled_from_its_newest_write() -> None:
         assert filled.before["email"] == f"{lsn - 1}@x.test" if lsn > 11 else "a@x.test"
         sink.add(0, change)
     assert prev.lookups == 0
+
+
+def test_the_batch_index_answers_like_a_scan_of_the_whole_batch() -> None:
+    """Short and long catch-ups, keys with one write (a bare entry) and hot keys, two sink tables
+    interleaved, replays, hard deletes, and the batch list replaced (a flush or a dead letter
+    dropped) between two looks."""
+    rng = random.Random(29)
+    sink = FakeSink(shipping_mappings(), "g")
+    prev = NoDb(sink, {})
+    mine = sink.mappings["public.customers"]
+    other = replace(mine, sink_table="customer_copy")
+    asked = 0
+    for _ in range(4000):
+        roll = rng.random()
+        if roll < 0.05:
+            sink.batch.writes = [w for w in sink.batch.writes if rng.random() < 0.7]
+        elif roll < 0.4:
+            for _ in range(rng.choice([1, 2, 5, 15, 16, 17, 40])):
+                cid = rng.randrange(1, 30) if rng.random() < 0.5 else rng.randrange(30, 400)
+                event = pg_event(rng.choice("ccud"), {**ROW, "id": cid}, rng.randrange(5, 300))
+                sink.batch.writes.append(to_write(rng.choice([mine, mine, other]), event))
+        else:
+            m = rng.choice([mine, other])
+            key = (rng.randrange(1, 30) if rng.random() < 0.5 else rng.randrange(30, 400),)
+            incoming = pg_event("u", ROW, rng.randrange(5, 310)).position.to_bytes()  # type: ignore[union-attr]
+            same = [w for w in sink.batch.writes if w.mapping.sink_table == m.sink_table and w.key == key]
+            expected = _scan(same, incoming)
+            assert _newest_before(prev._buffered(m, key), incoming) is expected
+            asked += expected is not None
+    assert asked > 100  # the answers were not all "nothing buffered"
+
+
+def test_a_second_write_of_a_key_keeps_the_first_for_older_updates() -> None:
+    sink = FakeSink(shipping_mappings(), "g")
+    prev = NoDb(sink, {})
+    m = sink.mappings["public.customers"]
+    sink.add(0, pg_event("c", ROW, 10))
+    assert prev.fill(pg_event("u", ROW, 11)).before is not None  # the key's only write is indexed
+    sink.add(0, pg_event("u", {**ROW, "email": "b@x.test"}, 50))
+    # Out of order (a replay): the write at 50 is newer than this update, the one at 10 is not.
+    filled = prev.fill(pg_event("u", ROW, 30))
+    assert filled.before is not None
+    assert filled.before["email"] == "a@x.test"
+    assert _newest_before(prev._buffered(m, (7,)), b"\xff") is sink.batch.writes[1]
+
+
+def test_the_plain_key_is_key_of_or_leaves_it_to_key_of() -> None:
+    """The shortcut for a one-column key gives ``key_of``'s key, or None where ``key_of`` must
+    decide (a logical type, a missing value: ``key_of`` then converts or raises)."""
+    m = FakeSink(shipping_mappings(), "g").mappings["public.customers"]
+    plan = _plan(m, BEFORE_COLUMNS)
+    assert plan.key_source == "id"
+    rng = random.Random(17)
+    shortcut = 0
+    for i in range(600):
+        row: dict[str, Any] = {**ROW, "id": rng.choice([7, 0, -1, 2**62, "7", None])}
+        if rng.random() < 0.2:
+            del row["id"]
+        source = {"connector": "postgresql", "schema": "public", "table": "customers", "txId": 1}
+        value = {
+            "op": rng.choice("cud"),
+            "before": row,
+            "after": row,
+            "source": {**source, "sequence": '["1", "2"]'},
+        }
+        key = rng.choice([{"id": 9}, {"id": None}, {}, None, "raw"])
+        types = rng.choice([{}, {"id": "io.debezium.time.Date"}, {"email": "x"}])
+        change = parse_change_event(value, key=key, topic="t", offset=i, logical_types=types)
+        try:
+            expected: Any = key_of(m, change)
+        except (SinkRowError, ValueError, TypeError, ArithmeticError) as exc:
+            expected = type(exc)  # the shortcut must then leave it to key_of
+        fast = _plain_key(plan.key_source, change)
+        if fast is not None:
+            shortcut += 1
+            assert fast == expected
+    assert shortcut > 200
+    assert _plain_key(None, pg_event("u", ROW, 5)) is None  # a converted or multi-column key
+
+
+class Prefetched(NoDb):
+    """Answers the per-poll prefetch from a list of sink rows instead of the sink database."""
+
+    def __init__(self, sink: Any, rows: list[tuple[Any, ...]]) -> None:
+        super().__init__(sink, {})
+        self.rows = rows
+        self.asked: list[Any] = []
+
+    async def _prefetch_query(self, query: Any, params: list[Any]) -> list[tuple[Any, ...]]:
+        self.asked = sorted(params[0])
+        return [r for r in self.rows if r[0] in params[0]]
+
+
+def test_prefetched_rows_answer_and_a_key_the_sink_lacks_needs_no_lookup() -> None:
+    sink = FakeSink(shipping_mappings(), "g")
+    older = pg_event("c", ROW, 10).position.to_bytes()  # type: ignore[union-attr]
+    prev = Prefetched(sink, [(7, "a@x.test", "Ada", "L", None, older)])
+    asyncio.run(prev.prefetch({"public.customers": [{"id": 7}, {"id": 8}, {"id": None}, {"id": 7}]}))
+    assert prev.asked == [7, 8]
+    assert types(pg_event("u", {**ROW, "phone": "+41"}, 20), prev) == ["CustomerProfileUpdated"]
+    both = ["CustomerEmailChanged", "CustomerProfileUpdated"]
+    assert types(pg_event("u", {**ROW, "id": 8}, 20), prev) == both  # the sink has no row 8
+    assert prev.lookups == 0
+    assert types(pg_event("u", {**ROW, "id": 9}, 20), prev) == both  # not prefetched: looked up
+    assert prev.lookups == 1
+    asyncio.run(prev.prefetch({}))  # the next poll forgets this one's rows
+    assert types(pg_event("u", {**ROW, "phone": "+41"}, 20), prev) == both
+    assert prev.lookups == 2
