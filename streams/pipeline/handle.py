@@ -64,23 +64,34 @@ class Handler:
         return None if data is None else self.decoder.decode(data, origin)
 
     async def prefetch(self, records: Sequence[Record]) -> None:
-        """One sink query per poll for the rows its updates replace (not one per update)."""
+        """One sink query per poll for the rows its updates replace (not one per update).
+
+        Only an update without a before image needs its stored row, so values are decoded here
+        (kept in ``values``: ``handle`` does not decode them again) and an insert-heavy poll asks
+        the sink for a few keys, not all of them.
+        """
         if self.previous is None or self.encoders is None:
             return
         keys: dict[str, list[Mapping[str, Any]]] = {}
         self._keys.clear()
+        values = self.values
         for r in records:
             if r.key is None or r.topic.startswith(_OUTBOX):
                 continue
             table = self._tables.get(r.topic) or _table_of(r.topic)
             if table is None or table not in self.previous.tables:
                 continue
+            at = (r.topic, r.partition, r.offset)
+            origin = MessageOrigin(*at)
             try:
-                key = self._decode(r.key, MessageOrigin(r.topic, r.partition, r.offset))
+                key = self._decode(r.key, origin)
+                value = values.get(at, _AHEAD)
+                if value is _AHEAD:
+                    value = values[at] = self._decode(r.value, origin)
             except DecodeError:
                 continue  # handle() dead-letters it
-            self._keys[(r.topic, r.partition, r.offset)] = key
-            if isinstance(key, Mapping):
+            self._keys[at] = key
+            if isinstance(key, Mapping) and _replaces_unknown_row(value):
                 keys.setdefault(table, []).append(key)
         await self.previous.prefetch(keys)
 
@@ -119,6 +130,16 @@ class Handler:
             moved = (old_key_of(r.headers), new_key_of(r.headers)) if r.headers else (None, None)
             self.sink.add(partition, change, self.decoder.row_fields(r.value), key_fields, *moved)
         return events if self.encoders is not None else []
+
+
+def _replaces_unknown_row(value: Any) -> bool:
+    """A change event for an update without a before image (``PreviousRows.fill`` rebuilds one).
+
+    Anything that is not a plain envelope counts too: ``handle`` finds out what it is.
+    """
+    if not isinstance(value, Mapping):
+        return value is not None
+    return value.get("op") == "u" and value.get("before") is None
 
 
 def _table_of(topic: str) -> str | None:

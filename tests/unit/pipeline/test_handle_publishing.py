@@ -106,3 +106,43 @@ def test_keys_and_values_decoded_ahead_are_used_once_then_decoded_again() -> Non
         (True, None),
         (False, {"id": 1, "email": "a"}),
     ]
+
+
+class Previous:
+    """Stands in for PreviousRows: records which keys prefetch asks the sink for."""
+
+    tables = {"public.customers": frozenset({"email"})}
+
+    def __init__(self) -> None:
+        self.asked: list[dict[str, list[Any]]] = []
+
+    async def prefetch(self, keys: dict[str, list[Any]]) -> None:
+        self.asked.append({t: list(k) for t, k in keys.items()})
+
+    def fill(self, change: ChangeEvent) -> ChangeEvent:
+        return change
+
+
+def test_prefetch_asks_the_sink_only_for_updates_without_a_before_image_and_decodes_once() -> None:
+    import asyncio
+
+    values = {
+        b"ins": envelope("c", after={"id": 1, "email": "a"}),
+        b"upd": envelope("u", after={"id": 2, "email": "b"}),
+        b"upd-before": envelope("u", before={"id": 3, "email": "c"}, after={"id": 3, "email": "d"}),
+        b"del": envelope("d", before={"id": 4, "email": "e"}),
+    }
+    keys = {b"k1": {"id": 1}, b"k2": {"id": 2}, b"k3": {"id": 3}, b"k4": {"id": 4}}
+    decoder = CountingDecoder({**values, **keys})
+    previous = Previous()
+    h = Handler(decoder, HandlerRegistry(), object(), Sink(), previous)  # type: ignore[arg-type]
+    h._tables[TOPIC] = "public.customers"
+    records = [
+        Rec(i, TOPIC, key=k, value=v) for i, (k, v) in enumerate(zip(keys, values, strict=True))
+    ]
+    asyncio.run(h.prefetch(records))
+    assert previous.asked == [{"public.customers": [{"id": 2}]}]
+    assert sorted(h.values) == [(TOPIC, 0, i) for i in range(4)]
+    for r in records:
+        h.handle(r)
+    assert sorted(decoder.decoded) == sorted([*keys, *values])  # each once, in prefetch
