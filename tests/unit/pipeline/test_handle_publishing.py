@@ -111,9 +111,8 @@ def test_keys_and_values_decoded_ahead_are_used_once_then_decoded_again() -> Non
 class Previous:
     """Stands in for PreviousRows: records which keys prefetch asks the sink for."""
 
-    tables = {"public.customers": frozenset({"email"})}
-
     def __init__(self) -> None:
+        self.tables = {"public.customers": frozenset({"email"})}
         self.asked: list[dict[str, list[Any]]] = []
 
     async def prefetch(self, keys: dict[str, list[Any]]) -> None:
