@@ -136,9 +136,7 @@ def test_prefetch_asks_the_sink_only_for_updates_without_a_before_image_and_deco
     previous = Previous()
     h = Handler(decoder, HandlerRegistry(), object(), Sink(), previous)  # type: ignore[arg-type]
     h._tables[TOPIC] = "public.customers"
-    records = [
-        Rec(i, TOPIC, key=k, value=v) for i, (k, v) in enumerate(zip(keys, values, strict=True))
-    ]
+    records = [Rec(i, TOPIC, key=k, value=v) for i, (k, v) in enumerate(zip(keys, values, strict=True))]
     asyncio.run(h.prefetch(records))
     assert previous.asked == [{"public.customers": [{"id": 2}]}]
     assert sorted(h.values) == [(TOPIC, 0, i) for i in range(4)]
