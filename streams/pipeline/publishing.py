@@ -10,9 +10,9 @@ loop calls ``publish`` again, which sends the whole batch again (at least once: 
 de-duplicate by ``ce_id``).
 
 Two producers: ``InlineEvents`` encodes in the worker's process (``[worker] publisher =
-"inline"``), ``streams.pipeline.events_proc.ProcessEvents`` in a child process while the worker
-goes on handling the batch (``"process"``, the default: encoding was a third of the worker's CPU
-per published event, and the worker is bound to one core).
+"inline"``, the default), ``streams.pipeline.events_proc.ProcessEvents`` in a child process
+while the worker goes on handling the batch (``"process"``: encoding is a third of the worker's
+CPU per published event; see streams/pipeline/README.md for what the child costs).
 """
 
 from __future__ import annotations
