@@ -187,6 +187,10 @@ class PipelineSettings(_Section):
     # One flush per poll: up to this many records across the assigned partitions. Larger
     # batches amortize the transaction; 5000 keeps one flush well under a second.
     max_batch: int = 5000
+    # While the sink commits a batch, poll the next one and decode its records (the worker would
+    # otherwise wait on PostgreSQL). Offsets are still stored only in the sink transaction of the
+    # batch they belong to, in order per partition; false polls only after the commit.
+    read_ahead: bool = True
     # How long a poll waits for records; bounds latency at low load.
     poll_timeout_ms: int = 200
     # Back-off for transient failures (sink, registry or Kafka down): doubles up to the max.

@@ -24,6 +24,7 @@ from streams.sinks.previous import PreviousRows
 
 _OUTBOX = OUTBOX_PREFIX + "."
 _AHEAD: Any = object()  # not decoded ahead: ``handle`` decodes it
+Decoded = dict[tuple[str, int, int], Any]  # decoded keys or values, by (topic, partition, offset)
 
 
 class Record(Protocol):
@@ -56,25 +57,52 @@ class Handler:
         # <prefix>.<schema>.<table>, e.g. replays), so prefetch can route keys without values.
         self._tables: dict[str, str] = {}
         # Keys prefetch already decoded, by (topic, partition, offset): handle() does not decode twice.
-        self._keys: dict[tuple[str, int, int], Any] = {}
+        self._keys: Decoded = {}
         # Values the transaction gate already decoded (streams.pipeline.atomic), likewise.
-        self.values: dict[tuple[str, int, int], Any] = {}
+        self.values: Decoded = {}
 
     def _decode(self, data: bytes | None, origin: MessageOrigin) -> Any:
         return None if data is None else self.decoder.decode(data, origin)
 
-    async def prefetch(self, records: Sequence[Record]) -> None:
+    def decode_into(self, records: Sequence[Record], keys: Decoded, values: Decoded) -> None:
+        """Decode ``records`` ' keys and values ahead, into ``keys`` and ``values`` (by (topic,
+        partition, offset)), for ``prefetch`` to adopt: the loop does it for the next poll while
+        the sink commits the current one.
+
+        Pure decoding, no sink and no handler state: a record that fails to decode, for any
+        reason, is left out, and ``handle`` decodes it again and deals with its error (a
+        transient one is retried, poison is dead-lettered).
+        """
+        decode = self.decoder.decode
+        for r in records:
+            at = (r.topic, r.partition, r.offset)
+            try:
+                origin = MessageOrigin(*at)
+                key = None if r.key is None else decode(r.key, origin)
+                value = None if r.value is None else decode(r.value, origin)
+            except Exception:  # noqa: S112 - handle() decodes it again and raises
+                continue
+            keys[at] = key
+            values[at] = value
+
+    async def prefetch(self, records: Sequence[Record], ahead: tuple[Decoded, Decoded] | None = None) -> None:
         """One sink query per poll for the rows its updates replace (not one per update).
 
         Only an update without a before image needs its stored row, so values are decoded here
         (kept in ``values``: ``handle`` does not decode them again) and an insert-heavy poll asks
-        the sink for a few keys, not all of them.
+        the sink for a few keys, not all of them. ``ahead``: the keys and values ``decode_into``
+        decoded already (adopted, not decoded again).
         """
+        values = self.values
+        if ahead is None:
+            self._keys = {}
+        else:
+            self._keys = ahead[0]
+            values.update(ahead[1])
         if self.previous is None or self.encoders is None:
             return
         keys: dict[str, list[Mapping[str, Any]]] = {}
-        self._keys.clear()
-        values = self.values
+        decoded = self._keys
         for r in records:
             if r.key is None or r.topic.startswith(_OUTBOX):
                 continue
@@ -82,15 +110,17 @@ class Handler:
             if table is None or table not in self.previous.tables:
                 continue
             at = (r.topic, r.partition, r.offset)
-            origin = MessageOrigin(*at)
-            try:
-                key = self._decode(r.key, origin)
-                value = values.get(at, _AHEAD)
-                if value is _AHEAD:
-                    value = values[at] = self._decode(r.value, origin)
-            except DecodeError:
-                continue  # handle() dead-letters it
-            self._keys[at] = key
+            key = decoded.get(at, _AHEAD)
+            value = values.get(at, _AHEAD)
+            if key is _AHEAD or value is _AHEAD:
+                origin = MessageOrigin(*at)
+                try:
+                    if key is _AHEAD:
+                        key = decoded[at] = self._decode(r.key, origin)
+                    if value is _AHEAD:
+                        value = values[at] = self._decode(r.value, origin)
+                except DecodeError:
+                    continue  # handle() dead-letters it
             if isinstance(key, Mapping) and _replaces_unknown_row(value):
                 keys.setdefault(table, []).append(key)
         await self.previous.prefetch(keys)

@@ -39,7 +39,7 @@ from streams.pipeline.batch_index import RecordsByOffset, oldest_by_partition
 from streams.pipeline.deadletter import Letter, Poison, bare, letter
 from streams.pipeline.dlq_index import DeadLetterIndex
 from streams.pipeline.events_out import AiokafkaEvents
-from streams.pipeline.handle import Handler, Record
+from streams.pipeline.handle import Decoded, Handler, Record
 from streams.pipeline.metrics import PipelineMetrics
 from streams.pipeline.publishing import EventProducer, InlineEvents
 from streams.pipeline.settings import PipelineSettings
@@ -53,6 +53,11 @@ FAULT_EXIT_CODE = 70  # the test-only crash hook's exit status (EX_SOFTWARE)
 # A flush normally takes milliseconds; one still running after this long waits on something
 # (a lock another session holds, mostly): said in the log every period, counted once.
 FLUSH_WAIT_LOG_S = 10.0
+# Records decoded per step of a read ahead: about a millisecond, so the flush it overlaps (whose
+# replies are read between the steps) is not held up.
+READ_AHEAD_SLICE = 64
+# A poll read ahead: its batches, and their keys and values decoded (``Handler.decode_into``).
+Ahead = tuple[dict[Any, list[Any]], tuple[Decoded, Decoded]]
 
 
 class Backoff:
@@ -114,20 +119,84 @@ class Pipeline:
         self.stats = {"records": 0, "applied": 0, "dead_letters": 0, "flushes": 0, "flush_attempts": 0}
         self.metrics = PipelineMetrics()
         self.batch_since: dict[tuple[str, int], int] = {}
+        # The next poll, read and decoded while the current batch's flush runs (``_read_ahead``).
+        self.reading_ahead: asyncio.Task[Ahead] | None = None
 
     async def run(self) -> None:
-        while not self.stopping.is_set():
-            batches = await self.consumer.getmany(
-                timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch
-            )
-            self.metrics.probes.polled()
-            # One list of the partitions' lists, concatenated in C (not a Python step per record).
-            records = list(itertools.chain.from_iterable(batches.values()))
-            if records:
-                async with self.lock:
-                    await self.process(records)
+        ahead: asyncio.Task[Ahead] | None = None
+        try:
+            while not self.stopping.is_set():
+                if ahead is None:
+                    batches = await self._poll()
+                    decoded = None
+                else:
+                    batches, decoded = await ahead
+                    ahead = None
+                    batches = self._still_owned(batches, decoded)
+                # One list of the partitions' lists, concatenated in C (not a Python step per record).
+                records = list(itertools.chain.from_iterable(batches.values()))
+                if records:
+                    async with self.lock:
+                        await self.process(records, decoded, read_ahead=self.settings.read_ahead)
+                        ahead, self.reading_ahead = self.reading_ahead, None
+        finally:
+            for task in (ahead, self.reading_ahead):
+                if task is not None:
+                    task.cancel()
+            self.reading_ahead = None
 
-    async def process(self, records: Sequence[Any]) -> FlushResult:
+    async def _poll(self) -> dict[Any, list[Any]]:
+        batches: dict[Any, list[Any]] = await self.consumer.getmany(
+            timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch
+        )
+        self.metrics.probes.polled()
+        return batches
+
+    async def _read_ahead(self) -> Ahead:
+        """The next poll, its keys and values decoded, while the sink commits the current batch.
+
+        Started once the batch's rows and events are handed over (``process``), run by ``run``
+        after the batch: the poll is not awaited under the lock, so a rebalance listener waiting
+        for the lock never waits for it (librdkafka calls the listener inside its consume). The
+        decoding goes in slices, so the flush's replies are read between them.
+        """
+        batches = await self._poll()
+        keys: Decoded = {}
+        values: Decoded = {}
+        decode = self.handler.decode_into
+        for records in batches.values():
+            for i in range(0, len(records), READ_AHEAD_SLICE):
+                decode(records[i : i + READ_AHEAD_SLICE], keys, values)
+                await asyncio.sleep(0)
+        return batches, (keys, values)
+
+    def _still_owned(
+        self, batches: dict[Any, list[Any]], decoded: tuple[Decoded, Decoded]
+    ) -> dict[Any, list[Any]]:
+        """What was read ahead, less the partitions revoked since (their new owner reads them from
+        the sink's offsets; this worker's consumer is sought there if they come back)."""
+        owned = self.consumer.assignment()
+        if batches.keys() <= owned:
+            return batches
+        keys, values = decoded
+        for tp in batches.keys() - owned:
+            for r in batches[tp]:
+                keys.pop((r.topic, r.partition, r.offset), None)
+                values.pop((r.topic, r.partition, r.offset), None)
+        return {tp: rs for tp, rs in batches.items() if tp in owned}
+
+    async def process(
+        self,
+        records: Sequence[Any],
+        decoded: tuple[Decoded, Decoded] | None = None,
+        *,
+        read_ahead: bool = False,
+    ) -> FlushResult:
+        """Handle, publish and flush one batch; ``decoded``: its keys and values read ahead.
+
+        ``read_ahead``: once the batch is handed to the sink, start reading the next poll
+        (``reading_ahead``, for ``run`` to await after this batch's commit).
+        """
         self.metrics.observe_records(records)
         # Per partition, the batch's oldest record: it is the first one not committed, and any
         # earlier delivery's dead letter of this batch was written after it was (dlq_index.py).
@@ -135,7 +204,7 @@ class Pipeline:
         by_offset = RecordsByOffset(records)  # only a poison record looks one up
 
         async def prefetch() -> None:
-            await self.handler.prefetch(records)
+            await self.handler.prefetch(records, decoded)
 
         try:  # an optimization: transient failures are retried, anything else falls back per key
             await self.backoff.retry("previous rows", prefetch, unknown=False)
@@ -163,6 +232,8 @@ class Pipeline:
         if refused:
             await self.dead_letters([(by_offset[origin], exc) for origin, exc in refused])
         pending = self.metrics.pending(self.sink.batch.writes)  # before the flush clears them
+        if read_ahead and not self.stopping.is_set():
+            self.reading_ahead = asyncio.create_task(self._read_ahead())
         started = time.perf_counter()
         watch = asyncio.create_task(self._watch_flush())
         try:

@@ -143,3 +143,33 @@ def test_prefetch_asks_the_sink_only_for_updates_without_a_before_image_and_deco
     for r in records:
         h.handle(r)
     assert sorted(decoder.decoded) == sorted([*keys, *values])  # each once, in prefetch
+
+
+def test_records_decoded_ahead_are_adopted_by_prefetch_and_not_decoded_again() -> None:
+    import asyncio
+
+    values = {
+        b"ins": envelope("c", after={"id": 1, "email": "a"}),
+        b"upd": envelope("u", after={"id": 2, "email": "b"}),
+    }
+    keys = {b"k1": {"id": 1}, b"k2": {"id": 2}}
+    decoder = CountingDecoder({**values, **keys})
+    previous = Previous()
+    h = Handler(decoder, HandlerRegistry(), object(), Sink(), previous)  # type: ignore[arg-type]
+    h._tables[TOPIC] = "public.customers"
+    records = [Rec(0, TOPIC, key=b"k1", value=b"ins"), Rec(1, TOPIC, key=b"k2", value=b"upd")]
+    # Read ahead: a record that fails to decode (an unknown schema, say) is left for handle().
+    broken = Rec(2, TOPIC, key=b"k1", value=b"not-avro")
+    ahead_keys: dict[Any, Any] = {}
+    ahead_values: dict[Any, Any] = {}
+    h.decode_into([*records, broken], ahead_keys, ahead_values)
+    assert sorted(ahead_values) == [(TOPIC, 0, 0), (TOPIC, 0, 1)]
+    assert decoder.decoded == [b"k1", b"ins", b"k2", b"upd", b"k1", b"not-avro"]
+    decoder.decoded.clear()
+    asyncio.run(h.prefetch(records, (ahead_keys, ahead_values)))
+    assert previous.asked == [{"public.customers": [{"id": 2}]}]  # the update, from what was read ahead
+    for r in records:
+        h.handle(r)
+    assert decoder.decoded == []  # nothing decoded twice
+    assert h._keys == {}
+    assert h.values == {}

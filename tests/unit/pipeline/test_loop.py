@@ -60,8 +60,14 @@ class FakeHandler:
     def __init__(self, sink: FakeSink, errors: dict[int, list[Exception]]) -> None:
         self.sink, self.errors = sink, errors
 
-    async def prefetch(self, records: list[Rec]) -> None:
+    async def prefetch(self, records: list[Rec], ahead: Any = None) -> None:
         self.prefetched = len(records)
+        self.ahead = ahead
+
+    def decode_into(self, records: list[Rec], keys: dict[Any, Any], values: dict[Any, Any]) -> None:
+        for r in records:
+            keys[(r.topic, r.partition, r.offset)] = r.key
+            values[(r.topic, r.partition, r.offset)] = r.value
 
     def handle(self, r: Rec) -> list[Any]:
         pending = self.errors.get(r.offset)
@@ -240,3 +246,135 @@ async def test_every_row_one_flush_rejects_is_dead_lettered_before_one_more_flus
         str(e).encode() for e in sorted(bad, key=lambda e: e.origin.offset)
     ]
     assert p.stats["dead_letters"] == 3
+
+
+class PollingConsumer(FakeConsumer):
+    """Hands out scripted polls; after the last one it stops the pipeline (nothing more to read)."""
+
+    def __init__(self, polls: list[dict[Any, list[Rec]]], p: Pipeline | None = None) -> None:
+        super().__init__()
+        self.polls, self.p = polls, p
+        self.owned = {tp for poll in polls for tp in poll}
+        self.polled = 0
+        self.second_poll = asyncio.Event()
+        self.during_poll: Any = None  # a coroutine function run inside the second poll
+
+    def assignment(self) -> set[Any]:
+        return set(self.owned)
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, list[Rec]]:
+        self.polled += 1
+        if self.polled == 2:
+            self.second_poll.set()
+            if self.during_poll is not None:
+                await self.during_poll()
+        if not self.polls:
+            assert self.p is not None
+            self.p.stopping.set()
+            return {}
+        return self.polls.pop(0)
+
+
+class OverlapSink(FakeSink):
+    """A flush that completes only once the next poll was read (so it must be read meanwhile)."""
+
+    def __init__(self, consumer: PollingConsumer) -> None:
+        super().__init__([])
+        self.consumer, self.log = consumer, []
+
+    async def flush(self) -> FlushResult:
+        self.log.append(("flush", sorted(self.batch.next_offsets.items())))
+        if self.flushes == 0:
+            await asyncio.wait_for(self.consumer.second_poll.wait(), 5)
+        return await super().flush()
+
+
+class LoggingHandler(FakeHandler):
+    def __init__(self, sink: OverlapSink) -> None:
+        super().__init__(sink, {})
+        self.log = sink.log
+        self.adopted: list[Any] = []
+
+    async def prefetch(self, records: list[Rec], ahead: Any = None) -> None:
+        self.adopted.append(None if ahead is None else sorted(ahead[0]))
+
+    def handle(self, r: Rec) -> list[Any]:
+        self.log.append(("handle", (r.topic, r.partition, r.offset)))
+        return super().handle(r)
+
+
+def polling_pipeline(polls: list[dict[Any, list[Rec]]]) -> tuple[Pipeline, PollingConsumer, OverlapSink, Any]:
+    consumer = PollingConsumer(polls)
+    sink = OverlapSink(consumer)
+    handler = LoggingHandler(sink)
+    p = Pipeline(consumer, FakeProducer(), sink, handler, FAST)  # type: ignore[arg-type]
+    consumer.p = p
+    return p, consumer, sink, handler
+
+
+async def test_the_next_poll_is_read_and_decoded_during_the_flush_and_handled_after_it() -> None:
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition("t", 0)
+    p, consumer, sink, handler = polling_pipeline([{tp: [Rec(0), Rec(1)]}, {tp: [Rec(2)]}])
+    await asyncio.wait_for(p.run(), 10)
+    # The first flush waited for the second poll: it was read while the sink committed.
+    assert sink.log == [
+        ("handle", ("t", 0, 0)),
+        ("handle", ("t", 0, 1)),
+        ("flush", [(("t", 0), 2)]),
+        ("handle", ("t", 0, 2)),  # handled only after the first batch's flush
+        ("flush", [(("t", 0), 3)]),
+    ]
+    assert consumer.committed == {tp: 3}
+    # The first batch was polled plainly; the second came decoded, and prefetch adopted it.
+    assert handler.adopted == [None, [("t", 0, 2)]]
+    assert p.reading_ahead is None
+
+
+async def test_a_partition_revoked_while_read_ahead_is_not_handled() -> None:
+    from aiokafka import TopicPartition
+
+    t0, t1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    p, consumer, sink, handler = polling_pipeline([{t0: [Rec(0)]}, {t0: [Rec(1)], t1: [Rec(7, partition=1)]}])
+
+    async def revoke() -> None:
+        consumer.owned.discard(t1)  # given away before the read-ahead poll is processed
+
+    consumer.during_poll = revoke
+    await asyncio.wait_for(p.run(), 10)
+    handled = [at for what, at in sink.log if what == "handle"]
+    assert handled == [("t", 0, 0), ("t", 0, 1)]
+    assert handler.adopted == [None, [("t", 0, 1)]]  # its decoded record was dropped too
+
+
+async def test_a_rebalance_listener_inside_the_read_ahead_poll_gets_the_lock() -> None:
+    """librdkafka runs the rebalance listener inside its consume, and the listener takes the
+    pipeline's lock: the read-ahead poll must not be awaited while the batch holds it."""
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition("t", 0)
+    p, consumer, sink, _ = polling_pipeline([{tp: [Rec(0)]}, {tp: [Rec(1)]}])
+    listened: list[str] = []
+
+    async def listener() -> None:
+        async with p.lock:  # waits for the batch in flight, as Rebalance does
+            listened.append("revoked")
+
+    consumer.during_poll = listener
+    sink.flushes = 1  # the first flush need not wait for the poll (it would wait forever here)
+    await asyncio.wait_for(p.run(), 10)
+    assert listened == ["revoked"]
+    assert consumer.committed == {tp: 2}
+
+
+async def test_without_read_ahead_the_next_poll_waits_for_the_commit() -> None:
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition("t", 0)
+    p, consumer, sink, handler = polling_pipeline([{tp: [Rec(0)]}, {tp: [Rec(1)]}])
+    p.settings = PipelineSettings(backoff_initial_s=0.001, backoff_max_s=0.002, read_ahead=False)
+    sink.flushes = 1  # the flush does not wait for a poll that would never come
+    await asyncio.wait_for(p.run(), 10)
+    assert handler.adopted == [None, None]
+    assert consumer.committed == {tp: 2}
