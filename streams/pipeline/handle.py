@@ -76,10 +76,9 @@ class Handler:
         decode = self.decoder.decode
         for r in records:
             at = (r.topic, r.partition, r.offset)
-            try:
-                origin = MessageOrigin(*at)
-                key = None if r.key is None else decode(r.key, origin)
-                value = None if r.value is None else decode(r.value, origin)
+            try:  # no origin: an error here is dropped, and handle() names the record
+                key = None if r.key is None else decode(r.key)
+                value = None if r.value is None else decode(r.value)
             except Exception:  # noqa: S112 - handle() decodes it again and raises
                 continue
             keys[at] = key
@@ -128,15 +127,16 @@ class Handler:
     def handle(self, r: Record) -> list[DomainEvent]:
         """Buffer ``r`` in the sink and return its domain events (the loop's publisher encodes them)."""
         topic, partition, offset = r.topic, r.partition, r.offset
-        origin = MessageOrigin(topic, partition, offset)
         # One lookup each, and none when nothing was decoded ahead (no prefetch, no gate).
         at = (topic, partition, offset)
         key = self._keys.pop(at, _AHEAD) if self._keys else _AHEAD
-        if key is _AHEAD:
-            key = self._decode(r.key, origin)
         value = self.values.pop(at, _AHEAD) if self.values else _AHEAD
-        if value is _AHEAD:
-            value = self._decode(r.value, origin)
+        if key is _AHEAD or value is _AHEAD:  # the origin only names a record that fails to decode
+            origin = MessageOrigin(topic, partition, offset)
+            if key is _AHEAD:
+                key = self._decode(r.key, origin)
+            if value is _AHEAD:
+                value = self._decode(r.value, origin)
         if topic.startswith(_OUTBOX):
             events = self.registry.for_outbox(outbox_message(r, key, value))
             self.sink.mark(topic, partition, offset)  # no rows, but the offset counts
