@@ -307,7 +307,8 @@ def polling_pipeline(polls: list[dict[Any, list[Rec]]]) -> tuple[Pipeline, Polli
     consumer = PollingConsumer(polls)
     sink = OverlapSink(consumer)
     handler = LoggingHandler(sink)
-    p = Pipeline(consumer, FakeProducer(), sink, handler, FAST)  # type: ignore[arg-type]
+    ahead = PipelineSettings(backoff_initial_s=0.001, backoff_max_s=0.002, read_ahead=True)
+    p = Pipeline(consumer, FakeProducer(), sink, handler, ahead)  # type: ignore[arg-type]
     consumer.p = p
     return p, consumer, sink, handler
 
