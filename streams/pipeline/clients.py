@@ -27,19 +27,10 @@ def producer_kwargs(kafka: KafkaSettings, worker: WorkerSettings) -> dict[str, A
     }
 
 
-# How much one fetch reads per partition: about one full batch of change events (5,000 records
-# of ~400 bytes), since a poll returns what one fetch brought. Not a record size limit: the broker
-# returns a partition's first record batch whole even when it is larger (KIP-74, Kafka 0.10.1 and
-# later), so a record up to the broker's message.max.bytes still arrives (tested with ~8 MiB
-# records). aiokafka holds a response two or three times over while it is parsed and consumed:
-# the 8 MiB this was before (the broker's limit) cost a worker ~20 MB of RSS for nothing.
-FETCH_PARTITION_BYTES = 2 * 1024 * 1024
-
-
 def fetch_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
-    """Fetch sizes: one batch per partition and fetch; larger records still arrive whole."""
+    """Fetch sizes that let a consumer read any record the broker accepted."""
     return {
-        "max_partition_fetch_bytes": FETCH_PARTITION_BYTES,
+        "max_partition_fetch_bytes": max(4 * 1024 * 1024, kafka.max_message_bytes),
         "fetch_max_bytes": max(50 * 1024 * 1024, kafka.max_message_bytes),
     }
 

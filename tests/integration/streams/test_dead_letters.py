@@ -130,9 +130,7 @@ def test_records_of_several_mib_are_dead_lettered_and_published(
 ) -> None:
     group = f"it-{uuid.uuid4().hex[:8]}"
     two = b"\x07" + os.urandom(2 * MiB)  # undecodable (wrong magic byte), over aiokafka's 1 MiB default
-    # Fits the broker as produced; with the dead letter's headers added it no longer does. Four
-    # times the worker's fetch size per partition (clients.FETCH_PARTITION_BYTES): it still
-    # arrives whole, as the broker returns an oversized first record batch (KIP-74).
+    # Fits the broker as produced; with the dead letter's headers added it no longer does.
     room = settings.kafka.max_message_bytes - record_size(b"k8", b"", []) - 64
     near = b"\x07" + os.urandom(room)
     big_cid = 900_000 + int(uuid.uuid4().hex[:4], 16)
