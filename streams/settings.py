@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -187,13 +187,25 @@ class PipelineSettings(_Section):
     # One flush per poll: up to this many records across the assigned partitions. Larger
     # batches amortize the transaction; 5000 keeps one flush well under a second.
     max_batch: int = 5000
-    # While the sink commits a batch, poll the next one and decode its records (the worker would
-    # otherwise wait on PostgreSQL). Offsets are still stored only in the sink transaction of the
-    # batch they belong to, in order per partition. Off by default: in the full bench it gave
-    # 7-15 % more events/s (0.39x -> 0.42x the JDBC sink on inserts) but held a second poll in
-    # memory, 10-40 MB more RSS (276 MB peak, over the worker's 250 MB budget); for a worker with
-    # memory to spare.
-    read_ahead: bool = False
+    # While the sink commits a batch: "poll" reads the next poll (raw records), so the consumer's
+    # next fetch is on its way while this batch's transaction runs; "decode" also decodes its keys
+    # and values for as long as the flush lasts (a second batch's values in memory: 10-40 MB more
+    # RSS in the full bench); "off" polls only after the commit. Either way the next batch is
+    # handled after this one's sink commit, and offsets are stored only in the sink transaction of
+    # the batch they belong to, in order per partition. true/false (older configs) mean
+    # "decode"/"off". See streams/pipeline/README.md for the measurements.
+    read_ahead: Literal["off", "poll", "decode"] = "poll"
+
+    @field_validator("read_ahead", mode="before")
+    @classmethod
+    def _read_ahead_bool(cls, value: Any) -> Any:
+        """The boolean this setting was first (true: decode ahead)."""
+        if isinstance(value, bool):
+            return "decode" if value else "off"
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return "decode" if value.lower() == "true" else "off"
+        return value
+
     # How long a poll waits for records; bounds latency at low load.
     poll_timeout_ms: int = 200
     # Back-off for transient failures (sink, registry or Kafka down): doubles up to the max.

@@ -140,7 +140,7 @@ class Pipeline:
                 records = list(itertools.chain.from_iterable(batches.values()))
                 if records:
                     async with self.lock:
-                        await self.process(records, decoded, read_ahead=self.settings.read_ahead)
+                        await self.process(records, decoded, read_ahead=self.settings.read_ahead != "off")
                         ahead, self.reading_ahead = self.reading_ahead, None
         finally:
             for task in (ahead, self.reading_ahead):
@@ -156,9 +156,9 @@ class Pipeline:
         return batches
 
     async def _read_ahead(self) -> Ahead:
-        """The next poll, and as many of its keys and values decoded as the sink's commit of the
-        current batch leaves time for (decoding more would only hold a second batch's values in
-        memory for longer).
+        """The next poll, and (``read_ahead = "decode"``) as many of its keys and values decoded as
+        the sink's commit of the current batch leaves time for (decoding more would only hold a
+        second batch's values in memory for longer).
 
         Started once the batch's rows and events are handed over (``process``), run by ``run``
         after the batch: the poll is not awaited under the lock, so a rebalance listener waiting
@@ -168,6 +168,8 @@ class Pipeline:
         batches = await self._poll()
         keys: Decoded = {}
         values: Decoded = {}
+        if self.settings.read_ahead != "decode":  # "poll": raw records, decoded as they are handled
+            return batches, (keys, values)
         decode = self.handler.decode_into
         for records in batches.values():
             for i in range(0, len(records), READ_AHEAD_SLICE):

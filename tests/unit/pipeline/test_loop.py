@@ -303,11 +303,13 @@ class LoggingHandler(FakeHandler):
         return super().handle(r)
 
 
-def polling_pipeline(polls: list[dict[Any, list[Rec]]]) -> tuple[Pipeline, PollingConsumer, OverlapSink, Any]:
+def polling_pipeline(
+    polls: list[dict[Any, list[Rec]]], read_ahead: str = "decode"
+) -> tuple[Pipeline, PollingConsumer, OverlapSink, Any]:
     consumer = PollingConsumer(polls)
     sink = OverlapSink(consumer)
     handler = LoggingHandler(sink)
-    ahead = PipelineSettings(backoff_initial_s=0.001, backoff_max_s=0.002, read_ahead=True)
+    ahead = PipelineSettings(backoff_initial_s=0.001, backoff_max_s=0.002, read_ahead=read_ahead)
     p = Pipeline(consumer, FakeProducer(), sink, handler, ahead)  # type: ignore[arg-type]
     consumer.p = p
     return p, consumer, sink, handler
@@ -331,6 +333,25 @@ async def test_the_next_poll_is_read_and_decoded_during_the_flush_and_handled_af
     # The first batch was polled plainly; the second came decoded, and prefetch adopted it.
     assert handler.adopted == [None, [("t", 0, 2)]]
     assert p.reading_ahead is None
+
+
+async def test_poll_ahead_reads_the_next_poll_during_the_flush_but_decodes_nothing_ahead() -> None:
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition("t", 0)
+    p, consumer, sink, handler = polling_pipeline([{tp: [Rec(0)]}, {tp: [Rec(1)]}], read_ahead="poll")
+    await asyncio.wait_for(p.run(), 10)  # the first flush completes only once the next poll is read
+    assert [what for what, _ in sink.log] == ["handle", "flush", "handle", "flush"]
+    assert handler.adopted == [None, []]  # the second batch came raw: decoded as it was handled
+    assert consumer.committed == {tp: 2}
+
+
+def test_read_ahead_takes_the_boolean_it_was_first() -> None:
+    assert PipelineSettings().read_ahead == "poll"
+    assert PipelineSettings(read_ahead=True).read_ahead == "decode"  # type: ignore[arg-type]
+    assert PipelineSettings(read_ahead="false").read_ahead == "off"  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="read_ahead"):
+        PipelineSettings(read_ahead="sometimes")  # type: ignore[arg-type]
 
 
 async def test_a_partition_revoked_while_read_ahead_is_not_handled() -> None:
@@ -374,7 +395,7 @@ async def test_without_read_ahead_the_next_poll_waits_for_the_commit() -> None:
 
     tp = TopicPartition("t", 0)
     p, consumer, sink, handler = polling_pipeline([{tp: [Rec(0)]}, {tp: [Rec(1)]}])
-    p.settings = PipelineSettings(backoff_initial_s=0.001, backoff_max_s=0.002, read_ahead=False)
+    p.settings = PipelineSettings(backoff_initial_s=0.001, backoff_max_s=0.002, read_ahead="off")
     sink.flushes = 1  # the flush does not wait for a poll that would never come
     await asyncio.wait_for(p.run(), 10)
     assert handler.adopted == [None, None]
