@@ -190,11 +190,12 @@ class PipelineSettings(_Section):
     # While the sink commits a batch: "poll" reads the next poll (raw records), so the consumer's
     # next fetch is on its way while this batch's transaction runs; "decode" also decodes its keys
     # and values for as long as the flush lasts (a second batch's values in memory: 10-40 MB more
-    # RSS in the full bench); "off" polls only after the commit. Either way the next batch is
-    # handled after this one's sink commit, and offsets are stored only in the sink transaction of
-    # the batch they belong to, in order per partition. true/false (older configs) mean
-    # "decode"/"off". See streams/pipeline/README.md for the measurements.
-    read_ahead: Literal["off", "poll", "decode"] = "poll"
+    # RSS in the full bench); "off" (the default) polls only after the commit. Either way the next
+    # batch is handled after this one's sink commit, and offsets are stored only in the sink
+    # transaction of the batch they belong to, in order per partition. true/false (older configs)
+    # mean "decode"/"off". Off by default until a full bench shows a mode's gain without its
+    # costs; the measurements so far are in streams/pipeline/README.md.
+    read_ahead: Literal["off", "poll", "decode"] = "off"
 
     @field_validator("read_ahead", mode="before")
     @classmethod
