@@ -200,11 +200,11 @@ class PipelineSettings(_Section):
     @field_validator("read_ahead", mode="before")
     @classmethod
     def _read_ahead_bool(cls, value: Any) -> Any:
-        """The boolean this setting was first (true: decode ahead)."""
+        """The boolean this setting was first (true: decode ahead), as a bool or as env text."""
+        if isinstance(value, str):
+            value = {"true": True, "false": False}.get(value.lower(), value)
         if isinstance(value, bool):
             return "decode" if value else "off"
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return "decode" if value.lower() == "true" else "off"
         return value
 
     # How long a poll waits for records; bounds latency at low load.

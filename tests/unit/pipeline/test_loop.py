@@ -394,8 +394,7 @@ async def test_without_read_ahead_the_next_poll_waits_for_the_commit() -> None:
     from aiokafka import TopicPartition
 
     tp = TopicPartition("t", 0)
-    p, consumer, sink, handler = polling_pipeline([{tp: [Rec(0)]}, {tp: [Rec(1)]}])
-    p.settings = PipelineSettings(backoff_initial_s=0.001, backoff_max_s=0.002, read_ahead="off")
+    p, consumer, sink, handler = polling_pipeline([{tp: [Rec(0)]}, {tp: [Rec(1)]}], read_ahead="off")
     sink.flushes = 1  # the flush does not wait for a poll that would never come
     await asyncio.wait_for(p.run(), 10)
     assert handler.adopted == [None, None]
