@@ -60,6 +60,8 @@ class Size:
 
 
 FULL = Size(400_000, 3, 2, 40.0, 20.0, 12.0, 600.0, 200_000, 60_000, 47 * 60, txmodes.FULL_TX, 240.0)
+# Free disk a run needs (a full run's private stack grew to ~21 GiB).
+DISK_GIB = {"full": 30.0, "quick": 6.0}
 QUICK = Size(30_000, 1, 1, 40.0, 10.0, 6.0, 30.0, 50_000, 30_000, 13.5 * 60, txmodes.QUICK_TX, 120.0)
 
 
@@ -87,6 +89,7 @@ def main() -> None:  # the run, top to bottom
     run_tag = date.replace("-", "").replace("T", "")[4:]  # MMDDHHMM
     RESULTS.mkdir(exist_ok=True)
     load0 = os.getloadavg()
+    stack.check_free_disk(a.root, DISK_GIB["quick" if q else "full"])
     settings = stack.up(a.root, say)
     env = stack.bench_env(settings)
     logs = a.root / "logs"

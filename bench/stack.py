@@ -55,6 +55,23 @@ def bench_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def check_free_disk(root: Path, need_gib: float) -> None:
+    """Refuse to start when the filesystem of ``root`` has less than ``need_gib`` free: a full run
+    writes ~21 GiB (Kafka logs of the replays, two PostgreSQL and MariaDB), and a disk that fills
+    mid-run stops Kafka and ends the benchmark with nothing to show."""
+    where = root
+    while not where.exists():  # the root is created by ``up``: measure the filesystem it will be on
+        where = where.parent
+    free_gib = shutil.disk_usage(where).free / 2**30
+    if free_gib < need_gib:
+        msg = (
+            f"only {free_gib:.1f} GiB free on the filesystem of {root}; this benchmark needs "
+            f"{need_gib:g} GiB. Free space (an earlier run's {root}, if it is left over, or "
+            "`changefeed down --purge` of a stack you no longer need), or pass --root elsewhere."
+        )
+        raise SystemExit(msg)
+
+
 def up(root: Path, say: supervisor.Report) -> Settings:
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)  # the database OS users must reach the state dir

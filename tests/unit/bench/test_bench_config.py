@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench import peers, stack
@@ -34,3 +36,11 @@ def test_full_mode_replays_at_least_400k_events_and_keeps_the_10_minute_soak() -
     assert FULL.soak_s >= 600
     assert FULL.reps >= 2
     assert QUICK.budget_s <= 14 * 60
+
+
+def test_the_bench_refuses_to_start_on_a_disk_too_full_for_it(tmp_path: Path) -> None:
+    root = tmp_path / "not-yet" / "bench"  # measured on the filesystem it will be created on
+    stack.check_free_disk(root, 0.001)
+    with pytest.raises(SystemExit, match="GiB free"):
+        stack.check_free_disk(root, 10.0**9)
+    assert not root.exists()
