@@ -347,7 +347,7 @@ async def test_poll_ahead_reads_the_next_poll_during_the_flush_but_decodes_nothi
 
 
 def test_read_ahead_takes_the_boolean_it_was_first() -> None:
-    assert PipelineSettings().read_ahead == "off"
+    assert PipelineSettings().read_ahead == "poll"
     assert PipelineSettings(read_ahead=True).read_ahead == "decode"  # type: ignore[arg-type]
     assert PipelineSettings(read_ahead="false").read_ahead == "off"  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="read_ahead"):
