@@ -78,9 +78,11 @@ def up(root: Path, say: supervisor.Report) -> Settings:
     cache = root / "cache"
     if not (cache / "m2").exists():  # Maven runs offline-ish from a copy of the shared repository
         shared = load_settings().stack.cache_dir / "m2"  # CHANGEFEED_STACK__CACHE_DIR, else the repo's
-        shutil.copytree(
-            shared if shared.exists() else repo_root() / ".cache" / "m2", cache / "m2", symlinks=True
-        )
+        for src in (shared, repo_root() / ".cache" / "m2"):
+            if src.exists():
+                shutil.copytree(src, cache / "m2", symlinks=True)
+                break
+        # else: a fresh clone that never ran the local stack; the resolver below downloads it all
     settings = bench_settings(root)
     with _client_overrides_allowed():
         supervisor.up(settings, say)
