@@ -135,7 +135,7 @@ class Pipeline:
                 else:
                     batches, decoded = await ahead
                     ahead = None
-                    batches = self._still_owned(batches, decoded)
+                    batches = self._still_owned(await self._top_up(batches), decoded)
                 # One list of the partitions' lists, concatenated in C (not a Python step per record).
                 records = list(itertools.chain.from_iterable(batches.values()))
                 if records:
@@ -154,6 +154,30 @@ class Pipeline:
         )
         self.metrics.probes.polled()
         return batches
+
+    async def _top_up(self, batches: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
+        """The read-ahead poll, plus what was fetched after it, during the commit (no wait).
+
+        The read-ahead poll returns early in the flush with what was fetched by then; without
+        this, a record fetched later in the flush would wait for one more batch (update-heavy's
+        p99 at half load went from 172 to 259 ms). A partition sought back meanwhile (revoked and
+        assigned again, to the sink's offset) is read from where it was sought: its read-ahead
+        records come again, so they are replaced, never skipped.
+        """
+        room = self.settings.max_batch - sum(len(rs) for rs in batches.values())
+        if room <= 0 or self.stopping.is_set():
+            return batches
+        more: dict[Any, list[Any]] = await self.consumer.getmany(timeout_ms=0, max_records=room)
+        if not more:
+            return batches
+        merged = dict(batches)
+        for tp, records in more.items():
+            have = merged.get(tp)
+            if have and records[0].offset > have[-1].offset:
+                merged[tp] = have + records
+            else:  # new to this batch, or sought back: read from there
+                merged[tp] = records
+        return merged
 
     async def _read_ahead(self) -> Ahead:
         """The next poll, and (``read_ahead = "decode"``) as many of its keys and values decoded as

@@ -256,6 +256,7 @@ class PollingConsumer(FakeConsumer):
         self.polls, self.p = polls, p
         self.owned = {tp for poll in polls for tp in poll}
         self.polled = 0
+        self.asked: list[tuple[int, int]] = []  # (timeout_ms, max_records) of each poll
         self.second_poll = asyncio.Event()
         self.during_poll: Any = None  # a coroutine function run inside the second poll
 
@@ -264,6 +265,7 @@ class PollingConsumer(FakeConsumer):
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, list[Rec]]:
         self.polled += 1
+        self.asked.append((timeout_ms, max_records))
         if self.polled == 2:
             self.second_poll.set()
             if self.during_poll is not None:
@@ -344,6 +346,50 @@ async def test_poll_ahead_reads_the_next_poll_during_the_flush_but_decodes_nothi
     assert [what for what, _ in sink.log] == ["handle", "flush", "handle", "flush"]
     assert handler.adopted == [None, []]  # the second batch came raw: decoded as it was handled
     assert consumer.committed == {tp: 2}
+
+
+async def test_after_the_commit_the_read_ahead_is_topped_up_with_what_was_fetched_meanwhile() -> None:
+    from aiokafka import TopicPartition
+
+    t0, t1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    polls = [{t0: [Rec(0)]}, {t0: [Rec(1)]}, {t0: [Rec(2)], t1: [Rec(4, partition=1)]}]
+    p, consumer, sink, _ = polling_pipeline(polls, read_ahead="poll")
+    await asyncio.wait_for(p.run(), 10)
+    assert sink.log == [
+        ("handle", ("t", 0, 0)),
+        ("flush", [(("t", 0), 1)]),
+        ("handle", ("t", 0, 1)),  # the read-ahead poll's record ...
+        ("handle", ("t", 0, 2)),  # ... and what came after it, in the same batch, in order
+        ("handle", ("t", 1, 4)),
+        ("flush", [(("t", 0), 3), (("t", 1), 5)]),
+    ]
+    # The top-up waits for nothing and asks only for the batch's room.
+    assert consumer.asked[2] == (0, p.settings.max_batch - 1)
+    assert consumer.committed == {t0: 3, t1: 5}
+
+
+async def test_a_partition_sought_back_during_the_read_ahead_is_read_from_there_not_twice() -> None:
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition("t", 0)
+    # Revoked and assigned again during the commit: the consumer was sought back to offset 5.
+    polls = [{tp: [Rec(4)]}, {tp: [Rec(5), Rec(6)]}, {tp: [Rec(5), Rec(6), Rec(7)]}]
+    p, consumer, sink, _ = polling_pipeline(polls, read_ahead="poll")
+    await asyncio.wait_for(p.run(), 10)
+    handled = [at for what, at in sink.log if what == "handle"]
+    assert handled == [("t", 0, 4), ("t", 0, 5), ("t", 0, 6), ("t", 0, 7)]
+    assert consumer.committed == {tp: 8}
+
+
+async def test_a_full_read_ahead_is_not_topped_up() -> None:
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition("t", 0)
+    p, consumer, _, _ = polling_pipeline([{tp: [Rec(0)]}, {tp: [Rec(1), Rec(2)]}], read_ahead="poll")
+    p.settings = p.settings.model_copy(update={"max_batch": 2})
+    await asyncio.wait_for(p.run(), 10)
+    assert [timeout for timeout, _ in consumer.asked].count(0) == 0  # no poll without a wait
+    assert consumer.committed == {tp: 3}
 
 
 def test_read_ahead_takes_the_boolean_it_was_first() -> None:
