@@ -187,14 +187,15 @@ class PipelineSettings(_Section):
     # One flush per poll: up to this many records across the assigned partitions. Larger
     # batches amortize the transaction; 5000 keeps one flush well under a second.
     max_batch: int = 5000
-    # While the sink commits a batch: "poll" (the default) reads the next poll (raw records), so
-    # the consumer's next fetch is on its way while this batch's transaction runs; "decode" also
-    # decodes its keys and values for as long as the flush lasts (a second batch's values in
-    # memory: 10-40 MB more RSS in the full bench); "off" polls only after the commit. Either way
-    # the next batch is handled after this one's sink commit, and offsets are stored only in the
-    # sink transaction of the batch they belong to, in order per partition. true/false (older
-    # configs) mean "decode"/"off". What each mode measured is in streams/pipeline/README.md.
-    read_ahead: Literal["off", "poll", "decode"] = "poll"
+    # While the sink commits a batch: "poll" reads the next poll (raw records), so the consumer's
+    # next fetch is on its way while this batch's transaction runs, and tops it up after the
+    # commit; "decode" also decodes its keys and values for as long as the flush lasts; "off"
+    # (the default) polls only after the commit. Either way the next batch is handled after this
+    # one's sink commit, and offsets are stored only in the sink transaction of the batch they
+    # belong to, in order per partition. true/false (older configs) mean "decode"/"off". Off by
+    # default: on a 2-core box neither mode moved more events/s in a full bench, and both held
+    # 15-40 MB more RSS on large rows. What each measured is in streams/pipeline/README.md.
+    read_ahead: Literal["off", "poll", "decode"] = "off"
 
     @field_validator("read_ahead", mode="before")
     @classmethod

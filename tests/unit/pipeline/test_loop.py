@@ -393,7 +393,7 @@ async def test_a_full_read_ahead_is_not_topped_up() -> None:
 
 
 def test_read_ahead_takes_the_boolean_it_was_first() -> None:
-    assert PipelineSettings().read_ahead == "poll"
+    assert PipelineSettings().read_ahead == "off"
     assert PipelineSettings(read_ahead=True).read_ahead == "decode"  # type: ignore[arg-type]
     assert PipelineSettings(read_ahead="false").read_ahead == "off"  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="read_ahead"):
