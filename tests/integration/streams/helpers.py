@@ -24,6 +24,20 @@ from streams.settings import Settings
 REPO = Path(__file__).resolve().parents[3]
 SOURCE_TOPIC = "customers.public.customers"
 SAMPLE_TIMEOUT_S = 120.0
+SEED_AFTER_S = 10.0  # no create event on the customers topic by then: insert a customer
+
+
+def seed_customer(settings: Settings) -> None:
+    """One new row in the customers source, so its connector writes a create event."""
+    db = settings.source_postgres
+    with psycopg.connect(host=db.host, port=db.port, user=db.user, autocommit=True,
+                         password=db.password.get_secret_value(), dbname=db.database) as pg:  # fmt: skip
+        pg.execute(
+            "INSERT INTO customers (email, first_name, last_name) VALUES (%s, 'Sample', 'Row')",
+            (f"sample-{os.getpid()}-{time.time_ns()}@it.test",),
+        )
+
+
 # Tests produce records up to the broker's limit (poison of several MiB).
 MAX_REQUEST = 9 * 1024 * 1024
 
@@ -143,15 +157,19 @@ class Crafter:
         tp = TopicPartition(topic, 0)
         c.assign([tp])
         c.seek_to_beginning(tp)
-        deadline = time.monotonic() + SAMPLE_TIMEOUT_S
+        start = time.monotonic()
+        seeded = False
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < start + SAMPLE_TIMEOUT_S:
                 for r in c.poll(5000).get(tp, []):
                     if r.key is not None and r.value is not None and self._is_create(r.value):
                         return r
+                if not seeded and topic == SOURCE_TOPIC and time.monotonic() > start + SEED_AFTER_S:
+                    seed_customer(settings)  # an empty stack has none: this test makes its own
+                    seeded = True
         finally:
             c.close()
-        # A failed earlier test (migrate, connectors apply) leaves none.
+        # Connectors not applied (or a failed migrate) leave none.
         msg = f"no create/snapshot event on {topic} within {SAMPLE_TIMEOUT_S:.0f} s"
         raise AssertionError(msg)
 
