@@ -39,11 +39,17 @@ SEED_KEYS = 10_000  # rows the replay inserts before the workload starts
 
 
 def _end(bootstrap: str, topic: str) -> int:
-    from confluent_kafka import Consumer, TopicPartition
+    """The topic's end offset; 0 while it does not exist (a fresh stack: Debezium creates it with
+    the first change it captures)."""
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-dev-probe"})
     try:
         return int(c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+    except KafkaException as exc:
+        if exc.args[0].code() == KafkaError._UNKNOWN_PARTITION:
+            return 0
+        raise
     finally:
         c.close()
 

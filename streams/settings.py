@@ -144,11 +144,17 @@ class WorkerSettings(_Section):
     # off the event loop) or "aiokafka". Both join the group the same way (eager "roundrobin"
     # assignment), so the workers of one group may differ while a deployment switches.
     consumer: Literal["librdkafka", "aiokafka"] = "aiokafka"
-    # How change records are decoded: "compiled" (per writer schema, a reader generated once that
-    # returns exactly fastavro's values for a quarter less CPU; schemas it does not cover use
-    # fastavro) or "fastavro" (the library's reader for every record: the way back if a record
-    # ever decodes differently, which the compiled reader's differential tests say it does not).
-    avro_reader: Literal["compiled", "fastavro"] = "compiled"
+    # How change records are decoded: "native" (the Rust reader of the optional module
+    # changefeed_avro, built from streams/codecs/native by `make install`; where it is not
+    # installed, "compiled" with a warning at start), "compiled" (per writer schema, Python
+    # generated once) or "fastavro" (the library's reader for every record: the way back if a
+    # record ever decodes differently, which the differential tests say none does). All three
+    # return the same values; native took a third of compiled's CPU per record, compiled three
+    # quarters of fastavro's (streams/codecs/native/README.md).
+    avro_reader: Literal["native", "compiled", "fastavro"] = "native"
+    # How domain events are encoded: "native" (the Rust writer where it covers the event: exact
+    # Python types, an unambiguous union branch; fastavro for the rest) or "fastavro". Same bytes.
+    avro_writer: Literal["native", "fastavro"] = "native"
     # Where domain events are encoded and produced: "inline" (in the worker's process) or
     # "process" (a child process per pipeline, while the worker goes on handling the batch).
     # Measured on a 2-core box, one partition: "process" moved 13-20 % more events/s for 5-10 %

@@ -18,23 +18,17 @@ cover (a recursive record, an unknown type) gets no compiled reader: ``compile_r
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from fastavro.read import LOGICAL_READERS
-from fastavro.schema import extract_logical_type
+from streams.codecs.plan import PRIMITIVES, Plan, Unsupported, reader_plan
 
 # data, start → (value, end)
 Reader = Callable[[bytes, int], tuple[Any, int]]
 
 _MASK64 = (1 << 64) - 1
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _FLOAT = struct.Struct("<f")
 _DOUBLE = struct.Struct("<d")
-
-
-class Unsupported(Exception):
-    """The schema uses something this compiler does not cover (the caller keeps fastavro)."""
 
 
 def _varint_reader() -> Callable[[bytes, int], tuple[int, int]]:
@@ -62,12 +56,12 @@ read_long = _varint_reader()
 
 
 class _Compiler:
-    def __init__(self, named: Mapping[str, Any]) -> None:
-        self.named = named
+    """Straight-line Python from a reader plan (``streams.codecs.plan``)."""
+
+    def __init__(self) -> None:
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {}
         self.count = 0
-        self.open: set[str] = set()  # records being compiled: a recursive one is Unsupported
 
     def var(self, stem: str = "v") -> str:
         self.count += 1
@@ -96,50 +90,35 @@ class _Compiler:
         self.emit(depth, f"{target} = data[p : p + {size}]")
         self.emit(depth, f"p += {size}")
 
-    def read(self, schema: Any, depth: int, target: str) -> None:
-        """Emit code that reads one value of ``schema`` at ``p`` into ``target``."""
-        if isinstance(schema, list):
-            self.union(schema, depth, target)
-            return
-        if isinstance(schema, str):
-            if schema in _PRIMITIVES:
-                self.primitive(schema, depth, target)
-                return
-            if schema in self.named:
-                self.read(self.named[schema], depth, target)
-                return
-            msg = f"unknown type {schema!r}"
-            raise Unsupported(msg)
-        if not isinstance(schema, Mapping):
-            msg = f"unexpected schema node {schema!r}"
-            raise Unsupported(msg)
-        kind = schema.get("type")
-        if isinstance(kind, list | Mapping):
-            self.read(kind, depth, target)  # a type wrapped in a dict: no logical type on it
-            return
-        if kind in _PRIMITIVES:
+    def read(self, node: Plan, depth: int, target: str) -> None:
+        """Emit code that reads one value of the plan ``node`` at ``p`` into ``target``."""
+        kind = node[0]
+        if kind in PRIMITIVES:
             self.primitive(kind, depth, target)
-        elif kind == "record" or kind == "error":
-            self.record(schema, depth, target)
+        elif kind == "union":
+            self.union(node[1], depth, target)
+        elif kind == "record":
+            names = []
+            for name, field in zip(node[1], node[2], strict=True):
+                value = self.var()
+                self.read(field, depth, value)
+                names.append(f"{name!r}: {value}")
+            self.emit(depth, f"{target} = {{{', '.join(names)}}}")
         elif kind == "enum":
             self.long(depth, "i")
-            self.emit(depth, f"{target} = {self.const(tuple(schema['symbols']))}[i]")
+            self.emit(depth, f"{target} = {self.const(node[1])}[i]")
         elif kind == "fixed":
-            self.sized(depth, target, str(int(schema["size"])))
+            self.sized(depth, target, str(node[1]))
         elif kind == "array":
-            self.blocks(schema["items"], None, depth, target)
+            self.blocks(node[1], None, depth, target)
         elif kind == "map":
-            self.blocks(schema["values"], "string", depth, target)
-        elif isinstance(kind, str) and kind in self.named:
-            self.read(self.named[kind], depth, target)
+            self.blocks(node[1], ("string",), depth, target)
+        elif kind == "logical":
+            self.read(node[1], depth, target)
+            self.emit(depth, f"{target} = {self.const(node[2])}({target}, {self.const(node[3])}, None)")
         else:
-            msg = f"unknown type {kind!r}"
+            msg = f"unknown plan node {kind!r}"
             raise Unsupported(msg)
-        if "logicalType" in schema:
-            # fastavro's own reader for it, found and called as fastavro does.
-            fn = LOGICAL_READERS.get(extract_logical_type(schema))
-            if fn is not None:
-                self.emit(depth, f"{target} = {self.const(fn)}({target}, {self.const(schema)}, None)")
 
     def primitive(self, kind: str, depth: int, target: str) -> None:
         if kind == "null":
@@ -162,8 +141,8 @@ class _Compiler:
             if kind == "string":
                 self.emit(depth, f"{target} = {target}.decode()")
 
-    def union(self, branches: list[Any], depth: int, target: str) -> None:
-        if branches and branches[0] == "null":
+    def union(self, branches: tuple[Plan, ...], depth: int, target: str) -> None:
+        if branches and branches[0] == ("null",):
             # ``["null", T]``, most of Debezium's fields: a 0 byte is the null branch.
             self.emit(depth, "if data[p] == 0:")
             self.emit(depth + 1, f"{target} = None")
@@ -180,21 +159,7 @@ class _Compiler:
         self.emit(depth, "else:")
         self.emit(depth + 1, "raise IndexError('union branch index out of range')")
 
-    def record(self, schema: Mapping[str, Any], depth: int, target: str) -> None:
-        name = str(schema.get("name"))
-        if name in self.open:
-            msg = f"recursive record {name}"
-            raise Unsupported(msg)
-        self.open.add(name)
-        names = []
-        for f in schema["fields"]:
-            value = self.var()
-            self.read(f["type"], depth, value)
-            names.append(f"{f['name']!r}: {value}")
-        self.emit(depth, f"{target} = {{{', '.join(names)}}}")
-        self.open.discard(name)
-
-    def blocks(self, item: Any, key: str | None, depth: int, target: str) -> None:
+    def blocks(self, item: Plan, key: Plan | None, depth: int, target: str) -> None:
         """Avro's blocked array/map: counts until 0, a negative count followed by a byte size."""
         count, index = self.var("c"), self.var("j")
         self.emit(depth, f"{target} = {'[]' if key is None else '{}'}")
@@ -212,19 +177,19 @@ class _Compiler:
             self.emit(depth + 2, f"{target}.append({element})")
         else:
             name = self.var()
-            self.primitive("string", depth + 2, name)
+            self.read(key, depth + 2, name)
             self.read(item, depth + 2, element)
             self.emit(depth + 2, f"{target}[{name}] = {element}")
 
 
 def compile_reader(writer: Any) -> Reader | None:
     """A reader for the parsed (``fastavro.parse_schema``) writer schema, or None if unsupported."""
-    named = writer.get("__named_schemas", {}) if isinstance(writer, Mapping) else {}
-    compiler = _Compiler(named)
     try:
-        compiler.read(writer, 1, "value")
-    except (Unsupported, KeyError, TypeError, ValueError):
+        plan = reader_plan(writer)
+    except Unsupported:
         return None
+    compiler = _Compiler()
+    compiler.read(plan, 1, "value")
     source = "\n".join(["def read(data, p):", "    end = len(data)", *compiler.lines, "    return value, p"])
     namespace: dict[str, Any] = {"read_long": read_long, **compiler.consts}
     exec(compile(source, "<avro reader>", "exec"), namespace)  # noqa: S102 - our own generated code

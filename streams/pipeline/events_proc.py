@@ -220,7 +220,7 @@ def serve(conn: Connection, config: dict[str, Any], registry_url: str, max_bytes
     from streams.pipeline.publisher import Encoders
     from streams.registry.client import RegistryClient
 
-    encoders = Encoders(RegistryClient(registry_url))
+    encoders = Encoders(RegistryClient(registry_url))  # native where installed, as inline
     queue = ProducerQueue(config)
     attempt, sent = -1, 0
     refused: list[Refusal] = []

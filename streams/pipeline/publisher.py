@@ -40,8 +40,9 @@ def ce_headers(e: DomainEvent) -> list[tuple[str, bytes]]:
 
 
 class Encoders:
-    def __init__(self, registry: RegistryClient) -> None:
+    def __init__(self, registry: RegistryClient, native: bool = True) -> None:
         self._registry = registry
+        self._native = native
         self._by_subject: dict[str, AvroEncoder] = {}
 
     def encode(self, e: DomainEvent) -> bytes:
@@ -53,7 +54,7 @@ class Encoders:
                 msg = f"subject {subject} is not registered; run `changefeed schemas register`"
                 raise ConfigError(msg)
             lookup: SchemaLookup = self._registry
-            encoder = AvroEncoder.for_source(latest.schema_id, latest.source, lookup)
+            encoder = AvroEncoder.for_source(latest.schema_id, latest.source, lookup, self._native)
             self._by_subject[subject] = encoder
         return encoder.encode(e.to_avro())
 

@@ -1,4 +1,5 @@
-"""The compiled Avro reader returns exactly fastavro's values, and fails wherever fastavro fails."""
+"""The compiled and the native Avro readers return exactly fastavro's values, and fail wherever
+fastavro fails (the native module is built by `make install`: these tests require it)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from streams.codecs import AvroDecoder
+from streams.codecs.avro import native_reader
 from streams.codecs.fastread import compile_reader, read_long
 from streams.codecs.wire import frame
 from streams.errors import AvroBodyError
@@ -111,11 +113,19 @@ def _fastavro(schema: Any, body: bytes) -> Any:
     return value
 
 
-_READERS: dict[int, Any] = {}
+_READERS: dict[tuple[str, int], Any] = {}
+BUILDERS = {"compiled": compile_reader, "native": native_reader}
 
 
-def _compiled(schema: Any, body: bytes) -> Any:
-    read = _READERS.get(id(schema)) or _READERS.setdefault(id(schema), compile_reader(schema))
+@pytest.fixture(params=sorted(BUILDERS))
+def kind(request: pytest.FixtureRequest) -> str:
+    """Each test runs once per reader: the Python one compiled per schema, and the native one."""
+    return str(request.param)
+
+
+def _compiled(kind: str, schema: Any, body: bytes) -> Any:
+    key = (kind, id(schema))
+    read = _READERS.get(key) or _READERS.setdefault(key, BUILDERS[kind](schema))
     assert read is not None
     value, end = read(body, 0)
     if end != len(body):
@@ -130,17 +140,17 @@ def _encode(schema: Any, record: Any) -> bytes:
     return buffer.getvalue()
 
 
-def test_same_values_and_types_as_fastavro() -> None:
+def test_same_values_and_types_as_fastavro(kind: str) -> None:
     schema = parse_schema(ENVELOPE)
     for record in _records(300):
         body = _encode(schema, record)
         expected = _fastavro(schema, body)
-        got = _compiled(schema, body)
+        got = _compiled(kind, schema, body)
         # repr: the same types (Decimal, UUID, date, aware datetime, bytes) and field order
         assert repr(got) == repr(expected)
 
 
-def test_primitive_and_blocked_schemas() -> None:
+def test_primitive_and_blocked_schemas(kind: str) -> None:
     rng = random.Random(5)
     cases: list[tuple[Any, Any]] = [
         ("string", "outbox JSON ✓"),
@@ -152,15 +162,15 @@ def test_primitive_and_blocked_schemas() -> None:
     for schema, value in cases:
         parsed = parse_schema(schema)
         body = _encode(parsed, value)
-        assert repr(_compiled(parsed, body)) == repr(_fastavro(parsed, body))
+        assert repr(_compiled(kind, parsed, body)) == repr(_fastavro(parsed, body))
     # Blocks with negative counts (a block byte size follows), as other writers may send them.
     body = bytes([3, 4, 2, 4, 0])  # count -2, size 2, items 1 and 2, end
     parsed = parse_schema({"type": "array", "items": "long"})
-    assert _compiled(parsed, body) == _fastavro(parsed, body) == [1, 2]
+    assert _compiled(kind, parsed, body) == _fastavro(parsed, body) == [1, 2]
     assert rng  # deterministic
 
 
-def test_every_truncation_fails_like_fastavro() -> None:
+def test_every_truncation_fails_like_fastavro(kind: str) -> None:
     schema = parse_schema(ENVELOPE)
     for record in _records(20):
         body = _encode(schema, record)
@@ -168,10 +178,10 @@ def test_every_truncation_fails_like_fastavro() -> None:
             with pytest.raises((EOFError, IndexError, ValueError)):
                 _fastavro(schema, body[:cut])
             with pytest.raises((EOFError, IndexError, ValueError)):
-                _compiled(schema, body[:cut])
+                _compiled(kind, schema, body[:cut])
 
 
-def test_corrupt_bytes_fail_or_decode_like_fastavro() -> None:
+def test_corrupt_bytes_fail_or_decode_like_fastavro(kind: str) -> None:
     """Flipped bytes: where fastavro still decodes, the same value; where it fails, a failure."""
     schema = parse_schema(ENVELOPE)
     rng = random.Random(7)
@@ -186,7 +196,7 @@ def test_corrupt_bytes_fail_or_decode_like_fastavro() -> None:
             except errors:
                 expected = "error"
             try:
-                got: Any = repr(_compiled(schema, bytes(bad)))
+                got: Any = repr(_compiled(kind, schema, bytes(bad)))
             except errors:
                 got = "error"
             assert got == expected, bytes(bad).hex()
@@ -206,7 +216,7 @@ def test_corrupt_bytes_fail_or_decode_like_fastavro() -> None:
         ("bytes", b"\x03"),  # negative length
     ],
 )
-def test_odd_bytes_read_as_fastavro_reads_them(schema: Any, body: bytes) -> None:
+def test_odd_bytes_read_as_fastavro_reads_them(kind: str, schema: Any, body: bytes) -> None:
     parsed = parse_schema(schema)
     errors = (EOFError, IndexError, ValueError)
     try:
@@ -214,7 +224,7 @@ def test_odd_bytes_read_as_fastavro_reads_them(schema: Any, body: bytes) -> None
     except errors:
         expected = "error"
     try:
-        got: Any = repr(_compiled(parsed, body))
+        got: Any = repr(_compiled(kind, parsed, body))
     except errors:
         got = "error"
     assert got == expected
@@ -237,6 +247,7 @@ def test_recursive_schema_is_left_to_fastavro() -> None:
         "fields": [{"name": "next", "type": ["null", "Node"]}, {"name": "v", "type": "long"}],
     }
     assert compile_reader(parse_schema(node)) is None
+    assert native_reader(parse_schema(node)) is None
 
 
 class _Lookup:
@@ -255,7 +266,7 @@ def test_decoder_uses_it_and_types_its_errors() -> None:
     record = _records(1)[0]
     data = frame(7, _encode(parse_schema(ENVELOPE), record))
     assert decoder.decode(data) == decoder.decode(bytearray(data))  # bytearray: fastavro path
-    assert decoder._compiled[7] is not None
+    assert type(decoder._compiled[7]).__name__ == "Reader"  # the native one, by default
     with pytest.raises(AvroBodyError, match="left over"):
         decoder.decode(data + b"\x00")
     with pytest.raises(AvroBodyError, match="does not decode"):
@@ -266,8 +277,8 @@ def test_the_decoder_uses_fastavro_alone_when_told() -> None:
     """``[worker] avro_reader = "fastavro"``: no compiled reader, the same values."""
     schema = {"type": "record", "name": "R", "fields": [{"name": "a", "type": "long"}]}
     data = b"\x00" + (7).to_bytes(4, "big") + b"\x54"
-    compiled = AvroDecoder(_Lookup(schema), compiled=True)
-    plain = AvroDecoder(_Lookup(schema), compiled=False)
+    compiled = AvroDecoder(_Lookup(schema), reader="compiled")
+    plain = AvroDecoder(_Lookup(schema), reader="fastavro")
     assert compiled.decode(data) == plain.decode(data) == {"a": 42}
     assert compiled._compiled.get(7) is not None
     assert plain._compiled.get(7) is None
