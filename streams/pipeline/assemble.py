@@ -47,5 +47,5 @@ def handler_and_events(
     config = events_producer_config(settings.kafka, settings.worker)
     max_bytes = settings.kafka.max_message_bytes
     if settings.worker.publisher == "process":
-        return handler, ProcessEvents(config, settings.registry.url, max_bytes)
+        return handler, ProcessEvents(config, settings.registry.url, max_bytes, native=native_writer)
     return handler, InlineEvents(LibrdkafkaEvents(config), encoders, max_bytes)

@@ -62,11 +62,13 @@ class ProcessEvents:
         registry_url: str,
         max_bytes: int,
         ack_timeout_s: float = ACK_TIMEOUT_S,
+        native: bool = True,
     ) -> None:
         self.config = config
         self.registry_url = registry_url
         self.max_bytes = max_bytes
         self.ack_timeout_s = ack_timeout_s
+        self.native = native  # [worker] avro_writer: the child's encoders as the inline ones
         self._ctx = multiprocessing.get_context("spawn")  # never fork a process with threads
         self._proc: BaseProcess | None = None
         self._conn: Connection | None = None
@@ -136,7 +138,7 @@ class ProcessEvents:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
             target=serve,
-            args=(child, self.config, self.registry_url, self.max_bytes, self.ack_timeout_s),
+            args=(child, self.config, self.registry_url, self.max_bytes, self.ack_timeout_s, self.native),
             name="changefeed-events",
             daemon=True,
         )
@@ -212,7 +214,14 @@ class ProcessEvents:
         return proc.exitcode
 
 
-def serve(conn: Connection, config: dict[str, Any], registry_url: str, max_bytes: int, ack_s: float) -> None:
+def serve(
+    conn: Connection,
+    config: dict[str, Any],
+    registry_url: str,
+    max_bytes: int,
+    ack_s: float,
+    native: bool = True,
+) -> None:
     """The child process: encode and produce what the worker sends until it closes or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -220,7 +229,7 @@ def serve(conn: Connection, config: dict[str, Any], registry_url: str, max_bytes
     from streams.pipeline.publisher import Encoders
     from streams.registry.client import RegistryClient
 
-    encoders = Encoders(RegistryClient(registry_url))  # native where installed, as inline
+    encoders = Encoders(RegistryClient(registry_url), native)
     queue = ProducerQueue(config)
     attempt, sent = -1, 0
     refused: list[Refusal] = []
