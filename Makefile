@@ -83,6 +83,7 @@ lint: install
 	$(BIN)/ruff check streams tests bench
 	$(BIN)/ruff format --check streams tests bench
 	$(BIN)/mypy
+	@if command -v cargo >/dev/null; then echo "cargo fmt --check ($(NATIVE))"; cd $(NATIVE) && cargo fmt --check; fi
 
 clean: down
 	rm -rf $(VENV) .state $(NATIVE)/target

@@ -28,6 +28,16 @@ fn tag_of<'py>(plan: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyTuple>, Strin
     Ok((t, tag))
 }
 
+/// A record's field names as interned strings (the dict keys of every record read).
+fn interned(names: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyString>>> {
+    let mut out = Vec::new();
+    for name in names.try_iter()? {
+        let name = name?.downcast_into::<PyString>()?;
+        out.push(PyString::intern(name.py(), name.to_str()?).unbind());
+    }
+    Ok(out)
+}
+
 fn bad_plan(tag: &str) -> PyErr {
     PyValueError::new_err(format!("unknown plan node {tag:?}"))
 }
@@ -74,12 +84,10 @@ fn rnode(plan: &Bound<'_, PyAny>) -> PyResult<RNode> {
         "array" => RNode::Array(Box::new(rnode(&t.get_item(1)?)?)),
         "map" => RNode::Map(Box::new(rnode(&t.get_item(1)?)?)),
         "record" => {
-            let names = t.get_item(1)?;
-            let plans = t.get_item(2)?;
+            let names = interned(&t.get_item(1)?)?;
             let mut fields = Vec::new();
-            for (name, p) in names.try_iter()?.zip(plans.try_iter()?) {
-                let name = name?.downcast_into::<PyString>()?;
-                fields.push((PyString::intern(name.py(), name.to_str()?).unbind(), rnode(&p?)?));
+            for (name, p) in names.into_iter().zip(t.get_item(2)?.try_iter()?) {
+                fields.push((name, rnode(&p?)?));
             }
             RNode::Record(fields)
         }
@@ -159,6 +167,27 @@ fn index(i: i64, len: usize, what: &str) -> PyResult<usize> {
     Ok(i as usize)
 }
 
+/// Avro's blocked arrays and maps: counts until 0; a negative count is followed by the block's
+/// size in bytes.
+fn blocks<'a>(
+    c: &mut Cursor<'a>,
+    mut each: impl FnMut(&mut Cursor<'a>) -> PyResult<()>,
+) -> PyResult<()> {
+    loop {
+        let mut count = c.long()?;
+        if count == 0 {
+            return Ok(());
+        }
+        if count < 0 {
+            count = count.wrapping_neg();
+            c.long()?;
+        }
+        for _ in 0..count {
+            each(c)?;
+        }
+    }
+}
+
 fn read<'py>(node: &RNode, py: Python<'py>, c: &mut Cursor<'_>) -> PyResult<Bound<'py, PyAny>> {
     Ok(match node {
         RNode::Null => py.None().into_bound(py),
@@ -192,37 +221,15 @@ fn read<'py>(node: &RNode, py: Python<'py>, c: &mut Cursor<'_>) -> PyResult<Boun
         RNode::Fixed(size) => PyBytes::new(py, c.take(*size as i64)?).into_any(),
         RNode::Array(item) => {
             let out = PyList::empty(py);
-            loop {
-                let mut count = c.long()?;
-                if count == 0 {
-                    break;
-                }
-                if count < 0 {
-                    count = count.wrapping_neg();
-                    c.long()?; // the block's size in bytes
-                }
-                for _ in 0..count {
-                    out.append(read(item, py, c)?)?;
-                }
-            }
+            blocks(c, |c| out.append(read(item, py, c)?))?;
             out.into_any()
         }
         RNode::Map(value) => {
             let out = PyDict::new(py);
-            loop {
-                let mut count = c.long()?;
-                if count == 0 {
-                    break;
-                }
-                if count < 0 {
-                    count = count.wrapping_neg();
-                    c.long()?;
-                }
-                for _ in 0..count {
-                    let key = read(&RNode::Str, py, c)?;
-                    out.set_item(key, read(value, py, c)?)?;
-                }
-            }
+            blocks(c, |c| {
+                let key = read(&RNode::Str, py, c)?;
+                out.set_item(key, read(value, py, c)?)
+            })?;
             out.into_any()
         }
         RNode::Record(fields) => {
@@ -238,7 +245,9 @@ fn read<'py>(node: &RNode, py: Python<'py>, c: &mut Cursor<'_>) -> PyResult<Boun
         }
         RNode::Logical(inner, convert, schema) => {
             let value = read(inner, py, c)?;
-            convert.bind(py).call1((value, schema.bind(py), py.None()))?
+            convert
+                .bind(py)
+                .call1((value, schema.bind(py), py.None()))?
         }
     })
 }
@@ -263,7 +272,10 @@ impl Reader {
         data: &Bound<'py, PyBytes>,
         start: usize,
     ) -> PyResult<(Bound<'py, PyAny>, usize)> {
-        let mut c = Cursor { data: data.as_bytes(), p: start };
+        let mut c = Cursor {
+            data: data.as_bytes(),
+            p: start,
+        };
         let value = read(&self.root, py, &mut c)?;
         Ok((value, c.p))
     }
@@ -335,15 +347,21 @@ fn wnode(plan: &Bound<'_, PyAny>) -> PyResult<WNode> {
         "array" => WNode::Array(Box::new(wnode(&t.get_item(1)?)?)),
         "map" => WNode::Map(Box::new(wnode(&t.get_item(1)?)?)),
         "record" => {
-            let names = t.get_item(1)?;
-            let plans = t.get_item(2)?;
+            let names = interned(&t.get_item(1)?)?;
             let missing = t.get_item(3)?;
             let mut fields = Vec::new();
-            for ((name, p), m) in names.try_iter()?.zip(plans.try_iter()?).zip(missing.try_iter()?) {
-                let name = name?.downcast_into::<PyString>()?;
+            for ((name, p), m) in names
+                .into_iter()
+                .zip(t.get_item(2)?.try_iter()?)
+                .zip(missing.try_iter()?)
+            {
                 let m = m?.downcast_into::<PyTuple>()?;
-                let m = if m.is_empty() { None } else { Some(m.get_item(0)?.unbind()) };
-                fields.push((PyString::intern(name.py(), name.to_str()?).unbind(), wnode(&p?)?, m));
+                let m = if m.is_empty() {
+                    None
+                } else {
+                    Some(m.get_item(0)?.unbind())
+                };
+                fields.push((name, wnode(&p?)?, m));
             }
             WNode::Record(fields)
         }
@@ -419,6 +437,25 @@ fn put_str(buf: &mut Vec<u8>, v: &Bound<'_, PyAny>) -> bool {
     }
 }
 
+/// fastavro's blocks: one block of every item (none when empty), then the 0 that ends them.
+fn put_blocks<T>(
+    buf: &mut Vec<u8>,
+    len: usize,
+    items: impl Iterator<Item = T>,
+    mut one: impl FnMut(T, &mut Vec<u8>) -> PyResult<bool>,
+) -> PyResult<bool> {
+    if len > 0 {
+        put_long(buf, len as i64);
+        for x in items {
+            if !one(x, buf)? {
+                return Ok(false);
+            }
+        }
+    }
+    buf.push(0);
+    Ok(true)
+}
+
 /// Ok(false): this value is not one the writer covers (the caller falls back to fastavro).
 fn write(node: &WNode, v: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<bool> {
     Ok(match node {
@@ -434,7 +471,9 @@ fn write(node: &WNode, v: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<bool
             if !v.is_exact_instance_of::<PyInt>() {
                 return Ok(false);
             }
-            let Ok(n) = v.extract::<i64>() else { return Ok(false) };
+            let Ok(n) = v.extract::<i64>() else {
+                return Ok(false);
+            };
             if matches!(node, WNode::Int) && i32::try_from(n).is_err() {
                 return Ok(false);
             }
@@ -475,7 +514,9 @@ fn write(node: &WNode, v: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<bool
             if !v.is_exact_instance_of::<PyString>() {
                 return Ok(false);
             }
-            let Ok(s) = unsafe { v.downcast_unchecked::<PyString>() }.to_str() else { return Ok(false) };
+            let Ok(s) = unsafe { v.downcast_unchecked::<PyString>() }.to_str() else {
+                return Ok(false);
+            };
             match symbols.iter().position(|x| x == s) {
                 Some(i) => {
                     put_long(buf, i as i64);
@@ -500,32 +541,16 @@ fn write(node: &WNode, v: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<bool
                 return Ok(false);
             }
             let list = unsafe { v.downcast_unchecked::<PyList>() };
-            if !list.is_empty() {
-                put_long(buf, list.len() as i64);
-                for x in list.iter() {
-                    if !write(item, &x, buf)? {
-                        return Ok(false);
-                    }
-                }
-            }
-            buf.push(0);
-            true
+            put_blocks(buf, list.len(), list.iter(), |x, buf| write(item, &x, buf))?
         }
         WNode::Map(value) => {
             if !v.is_exact_instance_of::<PyDict>() {
                 return Ok(false);
             }
             let dict = unsafe { v.downcast_unchecked::<PyDict>() };
-            if !dict.is_empty() {
-                put_long(buf, dict.len() as i64);
-                for (k, x) in dict.iter() {
-                    if !put_str(buf, &k) || !write(value, &x, buf)? {
-                        return Ok(false);
-                    }
-                }
-            }
-            buf.push(0);
-            true
+            put_blocks(buf, dict.len(), dict.iter(), |(k, x), buf| {
+                Ok(put_str(buf, &k) && write(value, &x, buf)?)
+            })?
         }
         WNode::Record(fields) => {
             if !v.is_exact_instance_of::<PyDict>() {
@@ -547,11 +572,15 @@ fn write(node: &WNode, v: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<bool
             true
         }
         WNode::Union(branches, opaque) => {
-            let Some(class) = class_of_value(v) else { return Ok(false) };
+            let Some(class) = class_of_value(v) else {
+                return Ok(false);
+            };
             if *opaque && class != Class::None_ {
                 return Ok(false);
             }
-            if class == Class::Dict && unsafe { v.downcast_unchecked::<PyDict>() }.contains("-type")? {
+            if class == Class::Dict
+                && unsafe { v.downcast_unchecked::<PyDict>() }.contains("-type")?
+            {
                 return Ok(false); // fastavro picks the branch by that name
             }
             match branches.iter().position(|(c, _)| *c == Some(class)) {
@@ -581,7 +610,10 @@ struct Writer {
 impl Writer {
     #[new]
     fn new(plan: &Bound<'_, PyAny>, header: &[u8]) -> PyResult<Self> {
-        Ok(Writer { root: wnode(plan)?, header: header.to_vec() })
+        Ok(Writer {
+            root: wnode(plan)?,
+            header: header.to_vec(),
+        })
     }
 
     fn encode<'py>(&self, record: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyBytes>>> {
