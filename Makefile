@@ -47,7 +47,7 @@ demo: install
 # Everything: unit, integration (starts the stack itself), faults. Narrow with
 #   make test PYTEST_ARGS='-m "not slow"'     or     make test-unit
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=40 $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
