@@ -113,8 +113,10 @@ def verify_wait(
     on_round: Callable[[int, list[TableResult]], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    interval: float = POLL_INTERVAL_S,
 ) -> list[TableResult]:
-    """Repeat until every table matches or ``timeout_s`` passes; return the last round."""
+    """Repeat until every table matches or ``timeout_s`` passes, ``interval`` seconds between
+    rounds; return the last round."""
     deadline = clock() + timeout_s
     attempt = 0
     while True:
@@ -125,4 +127,4 @@ def verify_wait(
             on_round(attempt, results)
         if all(r.ok for r in results) or clock() >= deadline:
             return results
-        sleep(min(POLL_INTERVAL_S, max(0.0, deadline - clock())))
+        sleep(min(interval, max(0.0, deadline - clock())))
