@@ -129,15 +129,20 @@ class OrdersWriter:
         key = int(cur.lastrowid)
         total = 0
         lines = rng.randint(1, 4)
+        values = []
         for line_no in range(1, lines + 1):
             cents, qty = rng.randint(99, 25_000), rng.randint(1, 5)
             total += cents * qty
-            cur.execute(
-                "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_cents, unit_price,"
-                " description) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            values.append(
                 (key, line_no, rng.choice(data.SKUS), qty, cents, data.money(rng, cents, cents),
-                 data.maybe(rng, f"{rng.choice(data.CITIES)} edition — ✓")),
+                 data.maybe(rng, f"{rng.choice(data.CITIES)} edition — ✓"))
             )  # fmt: skip
+        # One multi-row INSERT (PyMySQL's executemany), one round trip for all the lines.
+        cur.executemany(
+            "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_cents, unit_price,"
+            " description) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            values,
+        )
         cur.execute(
             "UPDATE orders SET total_cents = %s, total = %s WHERE id = %s",
             (total, data.money(rng, total, total), key),
