@@ -128,6 +128,12 @@ class WorkerSettings(_Section):
     # Faust's default 60 s session timeout is how long a dead worker's partitions stay stuck.
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 3.0
+    # How long the broker may hold a fetch that finds nothing new (Kafka's fetch.max.wait.ms, 500
+    # by default). aiokafka has one fetch per broker in flight, and leaves out of it a partition
+    # whose fetched records still wait to be processed: while a fetch of only the quiet
+    # partitions waits, a busy partition's new records wait with it. At 500 ms a run at half
+    # load could settle into p99 ≈ 1–1.5 s (streams/pipeline/README.md, "latency").
+    fetch_max_wait_ms: int = Field(default=100, ge=0, le=500)
     # SIGTERM/SIGINT: the process is gone within this. The pipeline's stop gets 3/4 of it: half
     # of that for the batch in flight to finish (then it is abandoned: its sink transaction rolls
     # back, nothing is committed past it), the rest to leave the group and close the clients;

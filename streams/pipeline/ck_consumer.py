@@ -92,6 +92,7 @@ def consumer_config(kafka: KafkaSettings, worker: WorkerSettings) -> dict[str, A
         "session.timeout.ms": int(worker.session_timeout_s * 1000),
         "heartbeat.interval.ms": int(worker.heartbeat_interval_s * 1000),
         "partition.assignment.strategy": "roundrobin",  # eager, and aiokafka's default (see above)
+        "fetch.wait.max.ms": worker.fetch_max_wait_ms,
         # A source topic created after start joins the pattern subscription within this time.
         "topic.metadata.refresh.interval.ms": 5000,
         "max.partition.fetch.bytes": max(4 * 1024 * 1024, kafka.max_message_bytes),

@@ -47,6 +47,7 @@ def consumer_kwargs(kafka: KafkaSettings, worker: WorkerSettings) -> dict[str, A
         "heartbeat_interval_ms": int(worker.heartbeat_interval_s * 1000),
         # A source topic created after start joins the subscription within this time.
         "metadata_max_age_ms": 5000,
+        "fetch_max_wait_ms": worker.fetch_max_wait_ms,
         **fetch_kwargs(kafka),
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streams.pipeline.ck_consumer import consumer_config
 from streams.pipeline.clients import consumer_kwargs, producer_kwargs, reader_kwargs
 from streams.settings import ConnectSettings, KafkaSettings, RegistrySettings, WorkerSettings
 from streams.stack import configs
@@ -25,3 +26,14 @@ def test_one_setting_sizes_the_broker_connect_and_the_workers_clients() -> None:
 
 def test_the_default_is_the_stack_brokers_8_mib() -> None:
     assert KafkaSettings().max_message_bytes == 8 * 1024 * 1024
+
+
+def test_both_consumers_take_the_fetch_wait_from_one_setting() -> None:
+    """A fetch of only quiet partitions must not hold a busy one's records for Kafka's 500 ms."""
+    kafka = KafkaSettings()
+    assert WorkerSettings().fetch_max_wait_ms == 100
+    assert consumer_kwargs(kafka, WorkerSettings())["fetch_max_wait_ms"] == 100
+    assert consumer_config(kafka, WorkerSettings())["fetch.wait.max.ms"] == 100
+    worker = WorkerSettings(fetch_max_wait_ms=20)
+    assert consumer_kwargs(kafka, worker)["fetch_max_wait_ms"] == 20
+    assert consumer_config(kafka, worker)["fetch.wait.max.ms"] == 20
