@@ -1,3 +1,4 @@
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,7 @@ import pytest
 from streams.errors import ConfigError
 from streams.settings import ConnectSettings, KafkaSettings, RegistrySettings
 from streams.stack import configs
+from streams.stack.jvm import CONFLUENT_SERVICES, write_manifest_jar
 from streams.stack.paths import StackPaths
 
 PATHS = StackPaths(Path("/state"), Path("/cache"))
@@ -31,6 +33,7 @@ def test_connect_worker_uses_config_providers_and_fast_failover() -> None:
     )
     assert props["listeners"] == "http://127.0.0.1:18083"
     assert props["plugin.path"] == "/cache/jvm/plugins"
+    assert props["plugin.discovery"] == "service_load"  # no reflective scan of every plugin class
     assert props["config.providers"] == "file,env"
     assert props["config.providers.file.class"].endswith("FileConfigProvider")
     assert int(props["offset.flush.interval.ms"]) <= 5000
@@ -73,3 +76,17 @@ def test_mariadb_init_sql_is_idempotent() -> None:
 def test_mariadb_init_sql_rejects_unsafe_literals(bad: str) -> None:
     with pytest.raises(ConfigError):
         configs.mariadb_init_sql("admin", bad, "orders")
+
+
+def test_the_converters_manifest_jar_names_it_for_the_service_loader(tmp_path: Path) -> None:
+    jar = tmp_path / "manifests.jar"
+    write_manifest_jar(jar, CONFLUENT_SERVICES)
+    with zipfile.ZipFile(jar) as z:
+        listed = z.read("META-INF/services/org.apache.kafka.connect.storage.Converter").decode()
+    assert listed.split() == ["io.confluent.connect.avro.AvroConverter"]
+    stamp = jar.stat().st_mtime_ns
+    write_manifest_jar(jar, CONFLUENT_SERVICES)  # the same content: left alone
+    assert jar.stat().st_mtime_ns == stamp
+    write_manifest_jar(jar, {"x.Y": "a.B\n"})  # different: rewritten
+    with zipfile.ZipFile(jar) as z:
+        assert [n for n in z.namelist() if n.startswith("META-INF/services/")] == ["META-INF/services/x.Y"]
