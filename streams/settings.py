@@ -132,7 +132,7 @@ class WorkerSettings(_Section):
     # by default). aiokafka has one fetch per broker in flight, and leaves out of it a partition
     # whose fetched records still wait to be processed: while a fetch of only the quiet
     # partitions waits, a busy partition's new records wait with it. At 500 ms a run at half
-    # load could settle into p99 ≈ 1–1.5 s (streams/pipeline/README.md, "latency").
+    # load could settle into p99 ≈ 1–1.5 s (streams/pipeline/README.md, "Latency: the fetch wait").
     fetch_max_wait_ms: int = Field(default=100, ge=0, le=500)
     # SIGTERM/SIGINT: the process is gone within this. The pipeline's stop gets 3/4 of it: half
     # of that for the batch in flight to finish (then it is abandoned: its sink transaction rolls
