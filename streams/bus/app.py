@@ -143,7 +143,7 @@ class Bus:
             async def publish() -> bool:
                 return await bridge.publish(event)
 
-            stored = await self.backoff().retry(f"{name} publish", publish, lambda _: True)
+            stored = await self.backoff().retry(f"{name} publish", publish, bridge.transient)
             self.stats[f"{name}.published" if stored else f"{name}.duplicates"] += 1
 
         self._register(name, step)

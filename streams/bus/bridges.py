@@ -24,6 +24,7 @@ from typing import Any
 
 import nats
 import redis.asyncio as aioredis
+from nats.errors import MaxPayloadError
 from nats.js.errors import NotFoundError
 
 from streams.settings import NatsBridgeSettings, RedisBridgeSettings
@@ -106,6 +107,13 @@ class NatsBridge:
             )
             log.info("created JetStream stream %s", self.s.stream)
 
+    @staticmethod
+    def transient(exc: BaseException) -> bool:
+        """Worth publishing the same event again. An event larger than the server's
+        ``max_payload`` never fits until the server is reconfigured: it is poison (dead-lettered
+        with the error, replayable from there), not a reason to hold the partition forever."""
+        return not isinstance(exc, MaxPayloadError)
+
     async def publish(self, event: CloudEvent) -> bool:
         """True if JetStream stored it, False if its duplicate window dropped it."""
         try:
@@ -144,6 +152,11 @@ class RedisBridge:
             host=s.host, port=s.port, socket_connect_timeout=2, socket_timeout=5, retry_on_timeout=False
         )
         self._script: Any = self._redis.register_script(_ADD_ONCE)
+
+    @staticmethod
+    def transient(exc: BaseException) -> bool:
+        """Every Redis failure is retried (a server down, or out of memory until it is freed)."""
+        return True
 
     def stream(self, event_type: str) -> str:
         return f"{self.s.stream_prefix}{event_type}"

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.codecs import AvroEncoder
 from streams.pipeline.publisher import ce_headers
 from streams.project.events import DomainEvent
 from streams.registry.client import RegistryClient
 from streams.settings import Settings
+from tests.integration.streams.helpers import Worker, committed, end_offsets
+from tests.polling import poll
 
 EMAIL_CHANGED = "dev.changefeed.customers.CustomerEmailChanged"
 ORDER_PLACED = "dev.changefeed.orders.OrderPlaced"
@@ -66,7 +71,11 @@ def produce(
                 latest = registry.latest(SUBJECTS[e.record])
                 assert latest is not None, "run `changefeed schemas register`"
                 encoders[e.record] = AvroEncoder.for_source(latest.schema_id, latest.source, registry)
-        producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+        producer = KafkaProducer(
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            acks="all",
+            max_request_size=settings.kafka.max_message_bytes,
+        )
         try:
             for e in events:
                 producer.send(
@@ -93,3 +102,46 @@ def bus_env(change_topic: str, domain_topic: str, **bus: str) -> dict[str, str]:
     }
     env.update({f"CHANGEFEED_BUS__{k.upper()}": v for k, v in bus.items()})
     return env
+
+
+def dead_letters(settings: Settings, topic: str) -> list[dict[str, str]]:
+    c = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        ends = c.end_offsets(tps)
+        out: list[Any] = []
+        while any(c.position(tp) < ends[tp] for tp in tps):
+            for records in c.poll(timeout_ms=1000).values():
+                out += [{k: v.decode() for k, v in r.headers} for r in records]
+        return out
+    finally:
+        c.close()
+
+
+def run_until_committed(
+    settings: Settings,
+    workers: Callable[..., Worker],
+    app_id: str,
+    schema: str,
+    env: dict[str, str],
+) -> str:
+    topic = json.loads(env["CHANGEFEED_BUS__TOPICS"])[0]
+    w = workers(app_id, schema, env=env)
+    ends = end_offsets(settings, topic)
+
+    def done() -> bool:
+        assert w.proc.poll() is None, w.text()[-3000:]
+        return committed(settings, f"{app_id}-bus", topic) == ends
+
+    poll(done, 180, f"{app_id}'s bus group committed {topic}")
+    assert w.stop() == 0
+    stats = re.search(r"bus stopped: (.*)", w.text())
+    assert stats is not None, w.text()[-3000:]
+    return stats.group(1)
+
+
+def stat(stats: str, name: str) -> int:
+    found = re.search(rf"{re.escape(name)}=(\d+)", stats)
+    return int(found.group(1)) if found else 0

@@ -4,22 +4,25 @@ to the DLQ with the materializer's headers while the agent keeps going."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from streams.settings import Settings
 from streams.sinks import conninfo_from
-from tests.integration.bus.helpers import bus_env, email_changed, order_placed, produce
+from tests.integration.bus.helpers import (
+    bus_env,
+    dead_letters,
+    email_changed,
+    order_placed,
+    produce,
+    run_until_committed,
+    stat,
+)
 from tests.integration.bus.notify_handlers import POISON_EMAIL
-from tests.integration.streams.helpers import REPO, Worker, committed, end_offsets
-from tests.polling import poll
+from tests.integration.streams.helpers import REPO, Worker
 
 pytestmark = pytest.mark.integration
 EVENTS = 600
@@ -37,49 +40,6 @@ def _counts(settings: Settings, schema: str) -> tuple[int, int, int]:
     assert effects is not None
     assert ledger is not None
     return int(effects[0]), int(ledger[0]), int(ledger[1])
-
-
-def _dead_letters(settings: Settings, topic: str) -> list[dict[str, str]]:
-    c = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
-        c.assign(tps)
-        c.seek_to_beginning(*tps)
-        ends = c.end_offsets(tps)
-        out: list[Any] = []
-        while any(c.position(tp) < ends[tp] for tp in tps):
-            for records in c.poll(timeout_ms=1000).values():
-                out += [{k: v.decode() for k, v in r.headers} for r in records]
-        return out
-    finally:
-        c.close()
-
-
-def _run_until_committed(
-    settings: Settings,
-    workers: Callable[..., Worker],
-    app_id: str,
-    schema: str,
-    env: dict[str, str],
-) -> str:
-    topic = json.loads(env["CHANGEFEED_BUS__TOPICS"])[0]
-    w = workers(app_id, schema, env=env)
-    ends = end_offsets(settings, topic)
-
-    def done() -> bool:
-        assert w.proc.poll() is None, w.text()[-3000:]
-        return committed(settings, f"{app_id}-bus", topic) == ends
-
-    poll(done, 180, f"{app_id}'s bus group committed {topic}")
-    assert w.stop() == 0
-    stats = re.search(r"bus stopped: (.*)", w.text())
-    assert stats is not None, w.text()[-3000:]
-    return stats.group(1)
-
-
-def _stat(stats: str, name: str) -> int:
-    found = re.search(rf"{re.escape(name)}=(\d+)", stats)
-    return int(found.group(1)) if found else 0
 
 
 def test_replay_from_zero_has_no_second_effect_and_poison_goes_to_the_dlq(
@@ -102,22 +62,22 @@ def test_replay_from_zero_has_no_second_effect_and_poison_goes_to_the_dlq(
     ) | {"PYTHONPATH": str(REPO)}  # fmt: skip
     tag = uuid.uuid4().hex[:8]
 
-    first = _run_until_committed(bus_settings, workers, f"it-bus-h1-{tag}", schema, env)
+    first = run_until_committed(bus_settings, workers, f"it-bus-h1-{tag}", schema, env)
     good = EVENTS - 1
     assert _counts(bus_settings, handler_schema) == (good, good, 0)
-    assert _stat(first, "bus-handlers.applied") == good
-    assert _stat(first, "bus-handlers.dead_letters") == 2
-    letters = _dead_letters(bus_settings, f"{domain}.dlq")
+    assert stat(first, "bus-handlers.applied") == good
+    assert stat(first, "bus-handlers.dead_letters") == 2
+    letters = dead_letters(bus_settings, f"{domain}.dlq")
     assert sorted(h["cf_error_class"] for h in letters) == ["ValueError", "WireFormatError"]
     assert all(h["cf_source_topic"] == domain for h in letters)
     poisoned = next(h for h in letters if h["cf_error_class"] == "ValueError")
     assert poisoned["ce_id"] == poison.id  # the original headers follow ours
 
     # A new group replays the whole topic from offset 0 into the same handlers' database.
-    second = _run_until_committed(bus_settings, workers, f"it-bus-h2-{tag}", schema, env)
-    assert _stat(second, "bus-handlers.applied") == 0
-    assert _stat(second, "bus-handlers.duplicates") == good
+    second = run_until_committed(bus_settings, workers, f"it-bus-h2-{tag}", schema, env)
+    assert stat(second, "bus-handlers.applied") == 0
+    assert stat(second, "bus-handlers.duplicates") == good
     assert _counts(bus_settings, handler_schema) == (good, good, good)
     print(
-        f"handlers: {good} applied once; replay from 0: {_stat(second, 'bus-handlers.duplicates')} duplicates"
+        f"handlers: {good} applied once; replay from 0: {stat(second, 'bus-handlers.duplicates')} duplicates"
     )

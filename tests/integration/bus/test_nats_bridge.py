@@ -11,7 +11,14 @@ from collections.abc import Callable
 import pytest
 
 from streams.settings import Settings
-from tests.integration.bus.helpers import bus_env, email_changed, produce
+from tests.integration.bus.helpers import (
+    bus_env,
+    dead_letters,
+    email_changed,
+    produce,
+    run_until_committed,
+    stat,
+)
 from tests.integration.bus.nats_reader import delete_stream, read_all, stream_count
 from tests.integration.streams.helpers import Worker, committed, end_offsets
 from tests.polling import poll
@@ -66,5 +73,32 @@ def test_jetstream_exactly_once_under_sigkill(
         print(
             f"nats: {EVENTS} events, {published_before_kill} before SIGKILL, {duplicates} duplicates dropped"
         )
+    finally:
+        delete_stream(url, stream)
+
+
+def test_an_event_over_nats_max_payload_is_dead_lettered_and_the_rest_flows(
+    bus_settings: Settings, topics: tuple[str, str], schema: str, workers: Callable[..., Worker]
+) -> None:
+    """A 2 MiB domain event (Kafka takes it; nats-server's max_payload is 1 MiB) is retried never:
+    it goes to the DLQ with MaxPayloadError and the events behind it reach JetStream."""
+    domain, change = topics
+    tag = uuid.uuid4().hex[:8]
+    stream, prefix, app_id = f"IT_{tag}", f"it{tag}", f"it-bus-big-{tag}"
+    url = bus_settings.bus.nats.url
+    events = [email_changed(domain, n) for n in range(30)]  # every partition gets some
+    big = events[15]
+    big.data["new_email"] = "x" * (2 * 1024 * 1024)
+    produce(bus_settings, events)
+    env = bus_env(change, domain, nats__enabled="true", nats__stream=stream, nats__subject_prefix=prefix)
+    try:
+        stats = run_until_committed(bus_settings, workers, app_id, schema, env)
+        assert stat(stats, "bus-nats.published") == 29
+        assert stat(stats, "bus-nats.dead_letters") == 1
+        msgs = read_all(url, stream, f"{prefix}.>", 29)
+        assert {m.headers["ce-id"] for m in msgs} == {e.id for e in events if e is not big}
+        letters = dead_letters(bus_settings, f"{domain}.dlq")
+        assert len(letters) == 1
+        assert any("MaxPayloadError" in v for v in letters[0].values()), letters[0]
     finally:
         delete_stream(url, stream)

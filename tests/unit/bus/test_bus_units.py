@@ -9,11 +9,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from nats.errors import ConnectionClosedError, MaxPayloadError
+from nats.errors import TimeoutError as NatsTimeout
 
-from streams.bus.bridges import CloudEvent
+from streams.bus.bridges import CloudEvent, NatsBridge, RedisBridge
 from streams.bus.dlq import headers_of, poison_of
 from streams.bus.handlers import Handlers
 from streams.bus.records import CustomerEmailChanged, OrderPlaced, UnknownEvent, record_of
+from streams.bus.retry import Backoff
 from streams.errors import ConfigError
 from streams.pipeline.deadletter import dlq_headers, parse_headers
 from streams.settings import Settings
@@ -113,3 +116,25 @@ def test_the_servers_command_lines_name_the_state_dir(tmp_path: Path) -> None:
     assert "set-proc-title no" in conf  # else Redis rewrites its command line
     assert "bind 127.0.0.1" in conf
     assert "port 16379" in conf
+
+
+def test_an_event_over_nats_max_payload_is_poison_not_retried_forever() -> None:
+    """MaxPayloadError never goes away by retrying (the server's max_payload must change): the
+    bridge's step raises it to the agent, which dead-letters the event and goes on."""
+    assert not NatsBridge.transient(MaxPayloadError())
+    for exc in (NatsTimeout(), ConnectionClosedError(), OSError("refused")):
+        assert NatsBridge.transient(exc), exc
+    assert RedisBridge.transient(OSError("refused"))
+
+
+async def test_backoff_raises_a_non_transient_error_at_once() -> None:
+    calls = 0
+
+    async def call() -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("deterministic")
+
+    with pytest.raises(ValueError, match="deterministic"):
+        await Backoff(0.01, 0.01).retry("x", call, lambda e: not isinstance(e, ValueError))
+    assert calls == 1
