@@ -5,17 +5,23 @@ row-hash prefixes — order independent, so neither side needs to sort). Only ch
 digests differ are fetched key by key; for the first divergent keys the individual columns are
 fetched too, so the report names what differs. The algorithm only sees ``Reader`` s, which keeps
 it testable without databases.
+
+The two sides are different servers, so each pair of queries runs at once: the source's on a
+helper thread (the drivers release the GIL while a server works), the sink's on the caller's.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 Key = tuple[str, ...]
 Digest = tuple[int, int]  # (rows, sum of hash prefixes)
+T = TypeVar("T")
 
 
 class Reader(Protocol):
@@ -103,8 +109,31 @@ def compare_table(
     limit: int = 20,
 ) -> TableResult:
     """Compare one table pair; never raises for divergence, only for I/O errors."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-source") as pool:
+        return _compare(name, source, sink, value_names, chunk_size, limit, pool)
+
+
+def _both(pool: ThreadPoolExecutor, source: Callable[[], T], sink: Callable[[], T]) -> tuple[T, T]:
+    """``source()`` on the pool's thread while ``sink()`` runs here; both results (or the error)."""
+    pending = pool.submit(source)
+    try:
+        on_sink = sink()
+    finally:
+        on_source = pending.result()  # waits even when sink() raised: no query left running
+    return on_source, on_sink
+
+
+def _compare(
+    name: str,
+    source: Reader,
+    sink: Reader,
+    value_names: Sequence[str],
+    chunk_size: int,
+    limit: int,
+    pool: ThreadPoolExecutor,
+) -> TableResult:
     result = TableResult(name)
-    src, dst = source.chunk_digests(chunk_size), sink.chunk_digests(chunk_size)
+    src, dst = _both(pool, partial(source.chunk_digests, chunk_size), partial(sink.chunk_digests, chunk_size))
     result.source_rows = sum(d[0] for d in src.values())
     result.sink_rows = sum(d[0] for d in dst.values())
     chunks = sorted(src.keys() | dst.keys())
@@ -114,7 +143,10 @@ def compare_table(
             continue
         result.bad_chunks += 1
         low, high = chunk_bounds(chunk, chunk_size)
-        for key, kind in diff_keys(source.key_hashes(low, high), sink.key_hashes(low, high)):
+        on_source, on_sink = _both(
+            pool, partial(source.key_hashes, low, high), partial(sink.key_hashes, low, high)
+        )
+        for key, kind in diff_keys(on_source, on_sink):
             result.divergent += 1
             result.missing += kind is Divergence.MISSING
             result.extra += kind is Divergence.EXTRA

@@ -13,6 +13,7 @@ from streams.verify.mysql_ident import mysql_ident
 from streams.verify.normalize import (
     ColumnKind,
     Dialect,
+    Family,
     canonical_template,
     hash_int_template,
     row_hash_template,
@@ -118,19 +119,36 @@ def row_values(side: Side, key_kinds: tuple[ColumnKind, ...], value_kinds: tuple
     )
 
 
-def canonical_rows(
+def hash_parts(
     side: Side, key_kinds: tuple[ColumnKind, ...], value_kinds: tuple[ColumnKind, ...], bounded: bool
 ) -> Query:
-    """Params: (low, high) of the leading key when ``bounded``. Rows: key texts, then value texts
-    (for tables hashed in Python, see ``normalize.needs_python``)."""
+    """Params: (low, high) of the leading key when ``bounded``. Rows: the key texts, the md5 of the
+    other columns' ``row_hash_template`` parts joined by ``|``, then each JSON column's canonical
+    text (which ``readers.SqlReader`` canonicalizes and hashes in Python). For tables hashed in
+    Python (``normalize.needs_python``): only their JSON crosses the wire, not every column."""
     cols = [*zip(side.key, key_kinds, strict=True), *zip(side.values, value_kinds, strict=True)]
+    md5, coalesce, concat = (
+        ("md5", "coalesce", "concat_ws")
+        if side.dialect is Dialect.POSTGRES
+        else ("MD5", "COALESCE", "CONCAT_WS")
+    )
+    plain = [canonical(side, c, k) for c, k in cols if k.family is not Family.JSON]
+    part = f"{coalesce}({md5}({{}}), '~')"
+    rest = f"{md5}({concat}('|', {', '.join([part] * len(plain))}))"
     bounds = (
         [_fmt(side.dialect, "{} BETWEEN %s AND %s", _ident(side.dialect, side.key[0]))] if bounded else []
     )
     return _fmt(
         side.dialect,
         "SELECT {cols} FROM {t}{where}",
-        cols=_join(side.dialect, [canonical(side, c, k) for c, k in cols]),
+        cols=_join(
+            side.dialect,
+            [
+                *(canonical(side, c, k) for c, k in cols[: len(side.key)]),
+                _fmt(side.dialect, rest, *plain),
+                *(canonical(side, c, k) for c, k in cols if k.family is Family.JSON),
+            ],
+        ),
         t=_ident(side.dialect, side.schema, side.table),
         where=_where(side, bounds),
     )

@@ -14,7 +14,15 @@ import pymysql
 from streams.verify import query
 from streams.verify.compare import Digest, Key
 from streams.verify.mysql_ident import mysql_ident
-from streams.verify.normalize import Dialect, Family, canonical_json, hash_int, needs_python, row_hash
+from streams.verify.normalize import (
+    Dialect,
+    Family,
+    canonical_json,
+    combined_hash,
+    hash_int,
+    needs_python,
+    part_hash,
+)
 from streams.verify.spec import Side, TableSpec
 
 
@@ -44,12 +52,15 @@ class SqlReader:
         return out
 
     def _python_rows(self, bounds: list[int] | None) -> dict[tuple[str, ...], str]:
-        q = query.canonical_rows(self.side, self.spec.key_kinds, self.spec.value_kinds, bounds is not None)
+        """Key → row hash: the non-JSON columns hashed in SQL (``query.hash_parts``), combined here
+        with the hashes of the JSON columns' canonical text. Both sides of the table hash alike."""
+        q = query.hash_parts(self.side, self.spec.key_kinds, self.spec.value_kinds, bounds is not None)
         n = len(self.side.key)
         found = {}
         for row in self._rows(q, bounds or []):
-            parts = self._canonical(row)
-            found[tuple(str(p) for p in parts[:n])] = row_hash(parts)
+            parts = [str(row[n])]
+            parts += [part_hash(canonical_json(None if v is None else str(v))) for v in row[n + 1 :]]
+            found[tuple(str(p) for p in row[:n])] = combined_hash(parts)
         return found
 
     def _rows(self, q: query.Query, params: list[Any]) -> list[tuple[Any, ...]]:

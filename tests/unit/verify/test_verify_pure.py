@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 
 import pytest
 from psycopg import sql
@@ -198,6 +200,27 @@ def test_compare_drills_only_into_chunks_that_differ() -> None:
     ]
 
 
+class FailingReader(FakeReader):
+    def chunk_digests(self, size: int) -> dict[int, Digest]:
+        raise ConnectionError("source gone")
+
+
+def test_compare_reads_the_source_on_another_thread_and_raises_its_error() -> None:
+    threads: list[str] = []
+
+    class Watching(FakeReader):
+        def chunk_digests(self, size: int) -> dict[int, Digest]:
+            threads.append(threading.current_thread().name)
+            return super().chunk_digests(size)
+
+    compare_table("t", Watching(_rows(10)), Watching(_rows(10)), ["a", "b"])
+    assert threads[0].startswith("verify-source") != threads[1].startswith("verify-source")
+    with pytest.raises(ConnectionError, match="source gone"):
+        compare_table("t", FailingReader({}), FakeReader(_rows(10)), ["a", "b"])
+    with pytest.raises(ConnectionError, match="source gone"):
+        compare_table("t", FakeReader(_rows(10)), FailingReader({}), ["a", "b"])
+
+
 def test_compare_limits_listed_keys_but_counts_all() -> None:
     source = FakeReader(_rows(100))
     result = compare_table("t", source, FakeReader({}), ["a", "b"], chunk_size=1000, limit=5)
@@ -250,6 +273,23 @@ def test_json_meaning_still_tells_values_apart() -> None:
         '{"a": 12345678901234567890124}'
     )
     assert canonical_json(None) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"z": "é\\"\\n\\u0001", "a": [true, false, null, {"k": "\\ud83d\\ude00"}], "n": 1.50, "m": 100}',
+        '"x"',
+        "[]",
+        "{}",
+    ],
+)
+def test_canonical_json_escapes_strings_as_json_dumps_does(text: str) -> None:
+    value = json.loads(text)
+    expected = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    if isinstance(value, dict) and "n" in value:  # numbers: normalized decimals, not floats
+        expected = expected.replace('"m":100', '"m":1E+2')
+    assert canonical_json(text) == expected
 
 
 def test_tables_with_mariadb_json_are_hashed_in_python() -> None:
