@@ -55,7 +55,8 @@ test-unit: install
 test-integration: install
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
-# Every RELIABILITY.md scenario on a private stack (ports +200); writes reports/faults.{md,json}.
+# Every fault scenario (tests/faults/README.md) on a private stack (ports +200);
+# writes reports/faults.{md,json}.
 # Narrow with  make faults PYTEST_ARGS='-k k5'
 faults: install
 	$(BIN)/pytest -m scenario $(PYTEST_ARGS); status=$$?; \

@@ -1,5 +1,6 @@
-"""The RELIABILITY.md scenario report: every test marked ``@pytest.mark.scenario("K1")`` becomes
-a row (result, numbers it recorded) in ``reports/faults.json`` and ``reports/faults.md``.
+"""The report of the fault scenarios (tests/faults/README.md): every test marked
+``@pytest.mark.scenario("K1")`` becomes a row (result, numbers it recorded) in
+``reports/faults.json`` and ``reports/faults.md``.
 
 A scenario records its numbers with the ``scenario_numbers`` fixture; a skipped scenario is
 reported SKIPPED with its reason, never PASS.

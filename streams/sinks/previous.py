@@ -1,11 +1,12 @@
 """The previous state of a row, for updates that carry no ``before`` image.
 
-With PostgreSQL's REPLICA IDENTITY DEFAULT (kept on purpose: RELIABILITY S3 needs the TOAST
-placeholder path exercised) an update has no ``before``, so a transform cannot tell which
-columns changed. The sink can: its row for the key *is* the state just before this event when
-its position is older than the event's. Rows buffered in the current batch are newer than the
-sink and are looked at first. Only text columns are rebuilt (transforms compare names, emails
-and phones; typed values would come back in the database's types, not Debezium's).
+With PostgreSQL's REPLICA IDENTITY DEFAULT (kept on purpose: fault scenario S3 in
+tests/faults/README.md needs the TOAST placeholder path exercised) an update has no ``before``,
+so a transform cannot tell which columns changed. The sink can: its row for the key *is* the
+state just before this event when its position is older than the event's. Rows buffered in the
+current batch are newer than the sink and are looked at first. Only text columns are rebuilt
+(transforms compare names, emails and phones; typed values would come back in the database's
+types, not Debezium's).
 
 When the sink's row is newer than the event (a replay from an older offset) or missing (a key
 never seen), there is no honest ``before`` and the event stays as it was: transforms then emit

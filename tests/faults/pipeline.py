@@ -506,7 +506,8 @@ class FaultPipeline:
         dlq_before: dict[str, int] | None = None,
         injected_dead_letters: int = 0,
     ) -> list[TableResult]:
-        """RELIABILITY.md's closing oracle; records its numbers and asserts them."""
+        """The closing oracle of the fault scenarios (tests/faults/README.md); records its
+        numbers and asserts them."""
         results = self.converge(timeout_s)
         diffs = sum(len(r.divergences) if hasattr(r, "divergences") else 0 for r in results)
         numbers["verify"] = "PASS" if all(r.ok for r in results) else "FAIL"

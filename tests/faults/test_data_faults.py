@@ -33,7 +33,7 @@ from tests.polling import poll
 
 __all__ = ["fault_pipeline"]
 KEYS = 1000
-APPLY_TIMEOUT_S = 180.0  # 2 shared cores; RELIABILITY.md sets no latency bound for these rows
+APPLY_TIMEOUT_S = 180.0  # 2 shared cores; tests/faults/README.md sets no latency bound here
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ from tests.polling import poll
 
 __all__ = ["fault_pipeline"]
 
-# RELIABILITY.md's numbers (not tighter: the box has 2 cores shared with two stacks).
+# The bounds of the fault scenarios (tests/faults/README.md), not tighter: the box has 2 cores
+# shared with two stacks.
 RESUME_LIMIT_S = 30.0  # K1: processing resumes < 30 s after each restart
 CATCH_UP_LIMIT_S = 60.0  # K1/K5: lag 0 within 60 s of the last event / of the sink's return
 SESSION_TIMEOUT_S = 10.0  # the worker's session timeout (WorkerSettings)

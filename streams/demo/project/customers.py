@@ -1,13 +1,14 @@
 """``public.customers`` row changes → CustomerRegistered / EmailChanged / ProfileUpdated / Deleted.
 
 Pure. Snapshot reads count as registrations (a consumer starting from scratch must learn every
-customer). ``public.customers`` keeps PostgreSQL's default replica identity (RELIABILITY S3 must
-hold with it), so Debezium sends updates without a ``before`` image; the worker rebuilds one from
-the sink's previous row (``streams.sinks.previous``), and then an email change is emitted only
-when the email really changed, a profile update only when name or phone did. When no honest
-``before`` exists (a replay behind the sink, an unknown customer) the transform emits the current
-email (``old_email`` null, as the contract allows) and the current profile fields. Changes to
-columns outside the contracts (tier, timestamps, bio, …) produce no event.
+customer). ``public.customers`` keeps PostgreSQL's default replica identity (fault scenario S3 in
+tests/faults/README.md must hold with it), so Debezium sends updates without a ``before`` image;
+the worker rebuilds one from the sink's previous row (``streams.sinks.previous``), and then an
+email change is emitted only when the email really changed, a profile update only when name or
+phone did. When no honest ``before`` exists (a replay behind the sink, an unknown customer) the
+transform emits the current email (``old_email`` null, as the contract allows) and the current
+profile fields. Changes to columns outside the contracts (tier, timestamps, bio, …) produce no
+event.
 """
 
 from __future__ import annotations

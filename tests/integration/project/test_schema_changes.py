@@ -1,4 +1,5 @@
-"""Schema changes and truncates of captured tables, on the real stack (RELIABILITY E1, E2, E3).
+"""Schema changes and truncates of captured tables, on the real stack (fault scenarios E1, E2,
+E3 of tests/faults/README.md).
 
 Each test is a scratch project of its own (``scratch_project``): its own source tables, connector
 files, tables file, sink schema and worker, so it can drop, rename and truncate freely.

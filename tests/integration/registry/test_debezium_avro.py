@@ -4,7 +4,8 @@ This is the client our registry must satisfy most: Connect's converter registers
 value schema of every captured table (TopicNameStrategy: ``<topic>-key`` / ``<topic>-value``)
 and frames each message with the id it got. A source ``ADD COLUMN … NULL`` must become version 2
 under BACKWARD; an incompatible change must be refused with 409 and fail the task loudly
-(RELIABILITY.md S2): a task that skipped the event instead would lose it silently.
+(fault scenario S2, tests/faults/README.md): a task that skipped the event instead would
+lose it silently.
 
 The registry is this module's own process (``conftest.registry``), so a fix to
 ``streams/registry`` is tested without restarting the stack's registry.

@@ -1,4 +1,5 @@
-"""A lookup converges whichever of its two tables two workers flush first (RELIABILITY E6).
+"""A lookup converges whichever of its two tables two workers flush first (fault scenario E6,
+tests/faults/README.md).
 
 Deterministic: the customers flush is executed and held uncommitted while another sink flushes
 an order of that customer. Without the lookup lock the order's flush reads the directory before

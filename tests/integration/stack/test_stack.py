@@ -52,7 +52,7 @@ def test_up_again_is_a_harmless_no_op(stack: StackContext, settings: Settings) -
 
 @pytest.mark.scenario("X3")
 def test_nothing_listens_beyond_loopback(stack: StackContext, settings: Settings) -> None:
-    """RELIABILITY X3: every port of ours is bound to 127.0.0.1 only."""
+    """Fault scenario X3 (tests/faults/README.md): every port of ours is bound to 127.0.0.1 only."""
     pids = {row.pid for row in supervisor.status(settings) if row.pid}
     listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
     ours = [line for line in listening.splitlines() if any(f"pid={pid}," in line for pid in pids)]
