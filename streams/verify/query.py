@@ -127,14 +127,7 @@ def hash_parts(
     text (which ``readers.SqlReader`` canonicalizes and hashes in Python). For tables hashed in
     Python (``normalize.needs_python``): only their JSON crosses the wire, not every column."""
     cols = [*zip(side.key, key_kinds, strict=True), *zip(side.values, value_kinds, strict=True)]
-    md5, coalesce, concat = (
-        ("md5", "coalesce", "concat_ws")
-        if side.dialect is Dialect.POSTGRES
-        else ("MD5", "COALESCE", "CONCAT_WS")
-    )
     plain = [canonical(side, c, k) for c, k in cols if k.family is not Family.JSON]
-    part = f"{coalesce}({md5}({{}}), '~')"
-    rest = f"{md5}({concat}('|', {', '.join([part] * len(plain))}))"
     bounds = (
         [_fmt(side.dialect, "{} BETWEEN %s AND %s", _ident(side.dialect, side.key[0]))] if bounded else []
     )
@@ -145,7 +138,7 @@ def hash_parts(
             side.dialect,
             [
                 *(canonical(side, c, k) for c, k in cols[: len(side.key)]),
-                _fmt(side.dialect, rest, *plain),
+                _fmt(side.dialect, row_hash_template(side.dialect, len(plain)), *plain),
                 *(canonical(side, c, k) for c, k in cols if k.family is Family.JSON),
             ],
         ),
