@@ -173,6 +173,16 @@ def _array(element: str) -> Callable[[Any], Any]:
     return convert
 
 
+def converter_for(logical: str | None) -> Callable[[Any], Any] | None:
+    """What ``convert_logical`` applies to a non-null value of ``logical`` (None: kept as it is)."""
+    if logical is None:
+        return None
+    fn = CONVERTERS.get(logical)
+    if fn is None and logical.startswith(ARRAY_PREFIX):
+        fn = _array(logical.removeprefix(ARRAY_PREFIX))
+    return fn
+
+
 def convert_logical(logical: str | None, value: Any) -> Any:
     """``value`` as the Python type its Debezium semantic type means (unchanged if unknown)."""
     if value is None or logical is None:

@@ -59,7 +59,7 @@ import enum
 import json
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,12 +164,23 @@ def is_snapshot(source: Mapping[str, Any]) -> bool:
 _SEQUENCE = re.compile(r'\[(?:"([0-9]+)"|null), ?(?:"([0-9]+)"|null)\]')
 
 
-def _sequence(source: Mapping[str, Any]) -> list[Any]:
+# The last sequence text read and its parts: a change event's sequence is read three times (its
+# position, the snapshot tracker, the applied watermark), and ``str`` is immutable, so the same
+# object (held here, so its identity is not reused) has the same parts.
+_last_sequence: tuple[str | None, Sequence[Any]] = (None, ())
+
+
+def _sequence(source: Mapping[str, Any]) -> Sequence[Any]:
+    global _last_sequence  # a one-entry memo
     raw = source.get("sequence")
     if type(raw) is str:
+        if raw is _last_sequence[0]:
+            return _last_sequence[1]
         match = _SEQUENCE.fullmatch(raw)
         if match is not None:
-            return list(match.groups())
+            parts = match.groups()
+            _last_sequence = (raw, parts)
+            return parts
     if raw is None:
         msg = "PostgreSQL event without source.sequence; raw lsn alone is not a safe order"
         raise EnvelopeError(msg)
@@ -201,15 +212,30 @@ def first_after_snapshot(source: Mapping[str, Any]) -> bool:
     return _sequence(source)[0] is None
 
 
+_new = object.__new__
+_POSTGRES = SourceKind.POSTGRES  # a module global: an enum member read through its class costs more
+
+
+def _streamed_postgres(parts: tuple[int, int, int]) -> SourcePosition:
+    """``SourcePosition(POSTGRES, parts)`` without the frozen ``__init__`` (two ``object.__setattr__``
+    and ``__post_init__``, per change event): the same object, the same range check."""
+    if min(parts) < 0 or max(parts) > _MAX:
+        return SourcePosition(_POSTGRES, parts)  # raises as the constructor does
+    position: SourcePosition = _new(SourcePosition)
+    position.__dict__.update(kind=_POSTGRES, parts=parts)
+    return position
+
+
 def postgres_position(source: Mapping[str, Any]) -> SourcePosition:
     """Order by ``source.sequence`` (never raw ``lsn`` alone), then ``txId`` as a tie-breaker."""
     seq = _sequence(source)
     lsn, tx = _int(seq[1], "LSN"), _int(source.get("txId"), "txId")
-    if is_snapshot(source):
+    raw = source.get("snapshot")  # ``is_snapshot``, with its commonest answer read first
+    if (raw is not None and raw is not False and raw != "false") and is_snapshot(source):
         return SourcePosition(SourceKind.POSTGRES, (lsn, 0, tx))
     if seq[0] is None:  # T*: (S, L, tx) once the sink knows S (after_snapshot)
         return SourcePosition(SourceKind.POSTGRES, (lsn, lsn, tx))
-    return SourcePosition(SourceKind.POSTGRES, (_int(seq[0], "last commit LSN"), lsn, tx))
+    return _streamed_postgres((_int(seq[0], "last commit LSN"), lsn, tx))
 
 
 def snapshot_floor(position: SourcePosition) -> SourcePosition:

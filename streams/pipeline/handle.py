@@ -155,7 +155,7 @@ class Handler:
             events = []
             if self.encoders is not None:
                 events = self.registry.for_change(self.previous.fill(change) if self.previous else change)
-            key_fields = list(key) if isinstance(key, Mapping) else []
+            key_fields = list(key) if type(key) is dict or isinstance(key, Mapping) else []
             # A primary-key change names its other key in a header: unchanged TOAST values carry over.
             moved = (old_key_of(r.headers), new_key_of(r.headers)) if r.headers else (None, None)
             self.sink.add(partition, change, self.decoder.row_fields(r.value), key_fields, *moved)

@@ -102,9 +102,14 @@ class AppliedTracker:
     def observe(
         self, pending: dict[Partition, dict[int, int]], topic: str, partition: int, source: Mapping[str, Any]
     ) -> None:
-        if not source or snapshot_marker(source) != "false":
+        if not source:
             return
-        connector = str(source.get("connector", "")).lower()
+        raw = source.get("snapshot")  # ``snapshot_marker``, with its commonest answer read first
+        if (raw is not None and raw is not False and raw != "false") and snapshot_marker(source) != "false":
+            return
+        connector = source.get("connector", "")
+        if connector != "postgresql":  # Debezium's own spelling: no str()/lower() per event
+            connector = str(connector).lower()
         key = (topic, partition)
         if connector == "postgresql":
             lsn = _last_commit(source)

@@ -18,7 +18,7 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from streams.cdc import ChangeEvent, Op
-from streams.cdc.logical import convert_logical
+from streams.cdc.logical import convert_logical, converter_for
 from streams.errors import SinkRowError
 from streams.sinks.mapping import Column, DeletePolicy, TableMapping
 from streams.sinks.reconcile import Reconcile
@@ -170,6 +170,73 @@ _EMPTY: frozenset[str] = frozenset()
 # Types Debezium's placeholder never comes as: the common values skip ``is_unavailable``.
 _PLAIN = (int, float, bool, Decimal, datetime, date)
 
+# The common row, in one straight function per mapping and writer schema (``_row_builder``).
+Builder = Callable[[Mapping[str, Any], str], "tuple[tuple[Any, ...], tuple[Any, ...]] | None"]
+_MISSING = object()
+_NO_TYPES: Mapping[str, str] = {}
+_BUILDERS: dict[tuple[int, int], tuple[TableMapping, Mapping[str, str], Builder]] = {}
+_BUILDERS_MAX = 256  # (mapping, writer schema) pairs; past it the cache starts over
+
+
+def _row_builder(mapping: TableMapping, types: Mapping[str, str]) -> Builder:
+    """``build(row, placeholder)`` → (key, values) of a row image, or None when ``to_write``'s
+    general loop must decide: a field missing from the image (it may be in the Kafka key, or the
+    column is kept), Debezium's placeholder, or a null key column.
+
+    The same values as that loop, without its per-column work that a mapping and a writer schema
+    fix once: which converter applies (the column's own, else its semantic type's), the loop and
+    the lists. Generated as source text, one statement per column, as ``dataclasses`` does for
+    ``__init__``; the identifiers it names are plain variables (``k0``, ``v3``, ``c_v3``), the
+    field names are literals (``repr``). Cached by the identities of the mapping and of the
+    decoder's per-schema types map (both kept alive in the cache, so an identity is never reused).
+    """
+    if not types:
+        types = _NO_TYPES  # a fresh empty map per event (no logical types) must not miss the cache
+    slot = _BUILDERS.get((id(mapping), id(types)))
+    if slot is not None and slot[0] is mapping and slot[1] is types:
+        return slot[2]
+    if len(_BUILDERS) >= _BUILDERS_MAX:
+        _BUILDERS.clear()
+    build = _compile_builder(mapping, types)
+    _BUILDERS[(id(mapping), id(types))] = (mapping, types, build)
+    return build
+
+
+def _compile_builder(mapping: TableMapping, types: Mapping[str, str]) -> Builder:
+    key_columns, plan, _ = _plan(mapping)
+    env: dict[str, Any] = {"M": _MISSING, "PLAIN": _PLAIN, "unavailable": is_unavailable}
+    lines = ["def build(row, ph):"]
+    keys: list[str] = []
+    for i, c in enumerate(key_columns):
+        var, fn = f"k{i}", c.convert or converter_for(types.get(c.source))
+        lines.append(f"    {var} = row.get({c.source!r}, M)")
+        lines.append(f"    if {var} is M or {var} is None: return None")
+        if fn is not None:
+            env[f"c_{var}"] = fn
+            lines.append(f"    {var} = c_{var}({var})")
+            lines.append(f"    if {var} is None: return None")
+        keys.append(var)
+    values: list[str] = []
+    for i, (source, _, convert) in enumerate(plan):
+        var, fn = f"v{i}", convert or converter_for(types.get(source))
+        lines.append(f"    {var} = row.get({source!r}, M)")
+        lines.append(f"    if {var}.__class__ is str:")
+        lines.append(f"        if {var} == ph: return None")
+        lines.append(f"    elif {var} is M: return None")
+        lines.append(
+            f"    elif {var} is not None and {var}.__class__ not in PLAIN and unavailable({var}, ph):"
+            " return None"
+        )
+        if fn is None:
+            values.append(var)
+        else:
+            env[f"c_{var}"] = fn
+            values.append(f"(None if {var} is None else c_{var}({var}))")
+    lines.append(f"    return ({''.join(k + ', ' for k in keys)}), ({''.join(v + ', ' for v in values)})")
+    exec("\n".join(lines), env)  # noqa: S102 - our own text: variables and repr'd literals only
+    build: Builder = env["build"]
+    return build
+
 
 def to_write(
     mapping: TableMapping,
@@ -184,6 +251,24 @@ def to_write(
     decoded), the source key the row had before; ``new_key`` on the old key's delete.
     """
     assert event.position is not None, "tombstones carry no row"
+    if event.op is not Op.DELETE and type(after := event.after) is dict:
+        built = _row_builder(mapping, event.logical_types)(after, placeholder)
+        if built is not None:
+            position = event.position.to_bytes()
+            moved = None if old_key is None else _moved_key(mapping, event, old_key)
+            return _write(
+                mapping,
+                event,
+                built[0],
+                built[1],
+                _EMPTY,
+                None,
+                position,
+                _EMPTY,
+                moved,
+                position if moved is not None else b"",
+                None,
+            )
     row = _merged_row(event)
     types = event.logical_types
     key_columns, plan, names = _plan(mapping)

@@ -39,6 +39,12 @@ class SnapshotTracker:
         have applied a newer snapshot's records of this partition while it did not own it."""
         if event.position is None:
             return event
+        source = event.source
+        raw = source.get("snapshot")  # a streamed PostgreSQL event with a commit seen: nothing to do
+        if (raw is None or raw is False or raw == "false") and source.get("connector") == "postgresql":
+            sequence = source.get("sequence")
+            if type(sequence) is str and sequence.startswith('["'):  # its last commit LSN: not T*
+                return event
         name = str(event.source.get("name", ""))
         known = self.points.get(name)
         if is_snapshot(event.source):

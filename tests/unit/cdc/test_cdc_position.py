@@ -174,3 +174,26 @@ def test_position_text_is_the_kind_then_every_part_joined_by_slashes() -> None:
         expected = f"{kind.name.lower()}:" + "/".join(str(p) for p in parts)
         assert str(SourcePosition(kind, parts)) == expected
     assert str(SourcePosition(SourceKind.POSTGRES, (10, 0, 7))) == "postgres:10/0/7"
+
+
+def test_streamed_postgres_position_is_the_constructors() -> None:
+    """A streamed event's position skips the frozen ``__init__`` (per event): the same object."""
+    import dataclasses
+
+    p = pg(100, 120, tx=7)
+    built = SourcePosition(SourceKind.POSTGRES, (100, 120, 7))
+    assert p == built
+    assert hash(p) == hash(built)
+    assert vars(p) == vars(built)
+    assert p.to_bytes() == built.to_bytes()
+    assert str(p) == str(built)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.parts = (1, 2, 3)  # type: ignore[misc]
+    with pytest.raises(ValueError, match="unsigned 64-bit"):
+        pg(2**64, 120)
+    # The sequence memo: one text object read again gives the same parts; another text, its own.
+    source = {"sequence": json.dumps(["5", "6"]), "txId": 1}
+    assert postgres_position(source) == postgres_position(source) == pg(5, 6)
+    assert postgres_position({**source, "sequence": json.dumps(["7", "8"])}) == pg(7, 8)
+    with pytest.raises(EnvelopeError):
+        postgres_position({**source, "sequence": ""})
