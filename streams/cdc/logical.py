@@ -187,9 +187,7 @@ def convert_logical(logical: str | None, value: Any) -> Any:
     """``value`` as the Python type its Debezium semantic type means (unchanged if unknown)."""
     if value is None or logical is None:
         return value
-    fn = CONVERTERS.get(logical)
-    if fn is None and logical.startswith(ARRAY_PREFIX):
-        fn = _array(logical.removeprefix(ARRAY_PREFIX))
+    fn = converter_for(logical)
     return value if fn is None else fn(value)
 
 
